@@ -1,0 +1,69 @@
+"""The ``surrogate`` command.
+
+``surrogate dns CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` runs a channel-flow
+case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .config import ConfigError, load_case
+from .fields import FieldError
+
+__all__ = ["main"]
+
+
+def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("case", help="case file (YAML), e.g. cases/dns_re180.yaml")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="override a key of the case, e.g. solver.dt=0.002"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="surrogate", description="Turbulent channel flow: DNS, LES and neural-operator surrogates."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dns = commands.add_parser("dns", help="run a direct numerical simulation case")
+    _add_case_arguments(dns)
+    start = dns.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
+    return parser
+
+
+def _run_dns(args: argparse.Namespace) -> int:
+    from .solver.simulation import run_case
+
+    case = load_case(args.case, args.overrides)
+    run_case(case, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``surrogate`` console script; returns the exit status."""
+    from .solver.channel import SolverDivergedError
+    from .solver.simulation import RunFolderError
+
+    args = _build_parser().parse_args(argv)
+    handlers = {"dns": _run_dns}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, FieldError, FileNotFoundError, FileExistsError, RunFolderError) as exc:
+        print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except SolverDivergedError as exc:
+        print(f"surrogate {args.command}: the run diverged: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"surrogate {args.command}: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

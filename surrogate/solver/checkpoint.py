@@ -1,0 +1,53 @@
+"""Atomic solver checkpoints: the full-precision state plus what is needed to resume a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .channel import ChannelState
+
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: ChannelState, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``state`` (and ``meta``) to ``path`` atomically.
+
+    The file is written beside its final name and renamed over it only when complete, so an
+    interruption leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    payload = {"format": CHECKPOINT_FORMAT, "state": state.to_dict(), "meta": dict(meta or {})}
+    with open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[ChannelState, dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(state, meta)``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}: nothing to resume (start the run without --resume)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a surrogate solver checkpoint of format {CHECKPOINT_FORMAT}")
+    raw = payload["state"]
+    tensors = {
+        name: raw[name].to(device=device, dtype=dtype or raw[name].dtype) for name in ("u", "v", "w", "p")
+    }
+    state = ChannelState(
+        **tensors, time=float(raw["time"]), step=int(raw["step"]), pressure_gradient=float(raw["pressure_gradient"])
+    )
+    return state, payload["meta"]

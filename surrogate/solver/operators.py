@@ -1,0 +1,182 @@
+"""Second-order finite-difference operators on the staggered channel grid.
+
+Array layout (all torch tensors, cell index order ``(x, y, z)``):
+
+* ``u``: shape ``(nx, ny, nz)`` at ``(x_faces[i], y[j], z[k])``;
+* ``v``: shape ``(nx, ny + 1, nz)`` at ``(x[i], y_faces[j], z[k])``, including both walls where
+  ``v = 0`` always;
+* ``w``: shape ``(nx, ny, nz)`` at ``(x[i], y[j], z_faces[k])``;
+* ``p`` and every scalar: shape ``(nx, ny, nz)`` at cell centres.
+
+Periodic differences in x and z use :func:`torch.roll`. The convective term is the divergence
+form with face mass fluxes that satisfy discrete continuity on every momentum control volume
+and arithmetic averages of the transported velocity, so that convection conserves kinetic
+energy on the stretched wall-normal grid (Morinishi et al. 1998 for uniform grids; the
+stretched-grid weights follow from the control-volume heights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..grid import ChannelGrid
+
+__all__ = ["StaggeredOperators"]
+
+
+def _east(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """Neighbour at index ``i + 1`` along a periodic dimension."""
+    return torch.roll(a, -1, dims=dim)
+
+
+def _west(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """Neighbour at index ``i - 1`` along a periodic dimension."""
+    return torch.roll(a, 1, dims=dim)
+
+
+@dataclass
+class StaggeredOperators:
+    """Discrete operators of one :class:`ChannelGrid` on a given device and dtype.
+
+    Attributes hold the grid metrics as broadcastable tensors of shape ``(1, n, 1)``:
+    ``dy`` cell heights (``ny``), ``dyc`` distances between wall-normal velocity neighbours,
+    i.e. the heights of the v control volumes of the interior faces (``ny - 1``), and the
+    distances from the first and last cell centres to their walls.
+    """
+
+    grid: ChannelGrid
+    device: torch.device
+    dtype: torch.dtype
+
+    def __post_init__(self) -> None:
+        g = self.grid
+        kw = dict(device=self.device, dtype=self.dtype)
+        self.dx = g.dx
+        self.dz = g.dz
+        self.dy = torch.tensor(g.dy, **kw).view(1, -1, 1)
+        self.dyc = torch.tensor(g.dy_centres, **kw).view(1, -1, 1)
+        self.inv_dy = 1.0 / self.dy
+        self.inv_dyc = 1.0 / self.dyc
+        self.wall_gap_lower = float(g.y[0])
+        self.wall_gap_upper = float(2.0 - g.y[-1])
+        # weights of the height-weighted average of two neighbouring cells at an interior face
+        lower, upper = self.dy[:, :-1], self.dy[:, 1:]
+        self.weight_lower = lower / (lower + upper)
+        self.weight_upper = upper / (lower + upper)
+
+    # ------------------------------------------------------------------ helpers
+    def zeros_v(self, nx: int, nz: int) -> torch.Tensor:
+        """A wall-normal velocity array of zeros, shape ``(nx, ny + 1, nz)``."""
+        return torch.zeros(nx, self.grid.ny + 1, nz, device=self.device, dtype=self.dtype)
+
+    def pad_faces(self, interior: torch.Tensor) -> torch.Tensor:
+        """Add zero wall values to interior-face data ``(nx, ny - 1, nz)`` → ``(nx, ny + 1, nz)``."""
+        return torch.nn.functional.pad(interior, (0, 0, 1, 1))
+
+    def y_average(self, a: torch.Tensor) -> torch.Tensor:
+        """Arithmetic mean of neighbouring cell values at the interior faces, ``(nx, ny - 1, nz)``."""
+        return 0.5 * (a[:, 1:] + a[:, :-1])
+
+    def y_volume_average(self, a: torch.Tensor) -> torch.Tensor:
+        """Cell-height weighted mean at the interior faces (mass flux through a v-cell side)."""
+        return a[:, :-1] * self.weight_lower + a[:, 1:] * self.weight_upper
+
+    def y_interpolate(self, a: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation of cell-centre values to the interior faces, ``(nx, ny - 1, nz)``."""
+        return a[:, :-1] * self.weight_upper + a[:, 1:] * self.weight_lower
+
+    # ------------------------------------------------------------------ div and grad
+    def divergence(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Cell-centred divergence ``du/dx + dv/dy + dw/dz``, shape ``(nx, ny, nz)``."""
+        return (
+            (u - _west(u, 0)) / self.dx
+            + (v[:, 1:] - v[:, :-1]) * self.inv_dy
+            + (w - _west(w, 2)) / self.dz
+        )
+
+    def gradient(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gradient of a cell-centred scalar at the u, v and w points (v at walls is zero)."""
+        gx = (_east(p, 0) - p) / self.dx
+        gy = self.pad_faces((p[:, 1:] - p[:, :-1]) * self.inv_dyc)
+        gz = (_east(p, 2) - p) / self.dz
+        return gx, gy, gz
+
+    # ------------------------------------------------------------------ diffusion
+    def laplacian_xz(self, a: torch.Tensor) -> torch.Tensor:
+        """Periodic second differences ``d2a/dx2 + d2a/dz2`` of any array."""
+        return (_east(a, 0) - 2 * a + _west(a, 0)) / self.dx**2 + (
+            _east(a, 2) - 2 * a + _west(a, 2)
+        ) / self.dz**2
+
+    def d2y_centres(self, a: torch.Tensor) -> torch.Tensor:
+        """``d2a/dy2`` of a cell-centred quantity that vanishes on both walls, ``(nx, ny, nz)``."""
+        inner = (a[:, 1:] - a[:, :-1]) * self.inv_dyc
+        lower = a[:, :1] / self.wall_gap_lower
+        upper = -a[:, -1:] / self.wall_gap_upper
+        flux = torch.cat([lower, inner, upper], dim=1)
+        return (flux[:, 1:] - flux[:, :-1]) * self.inv_dy
+
+    def d2y_faces(self, v: torch.Tensor) -> torch.Tensor:
+        """``d2v/dy2`` at the faces of a face quantity with zero wall values; zero on walls."""
+        flux = (v[:, 1:] - v[:, :-1]) * self.inv_dy
+        return self.pad_faces((flux[:, 1:] - flux[:, :-1]) * self.inv_dyc)
+
+    # ------------------------------------------------------------------ convection
+    def convection(
+        self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Convective terms ``-div(u u)`` at the u, v and w points, energy-conserving form."""
+        dx, dz = self.dx, self.dz
+        # x- and z-averages of the velocities onto edges
+        v_x = 0.5 * (v + _east(v, 0))  # (i+1/2, j_f, k)
+        v_z = 0.5 * (v + _east(v, 2))  # (i, j_f, k+1/2)
+        u_z = 0.5 * (u + _east(u, 2))  # (i+1/2, j, k+1/2)
+        w_x = 0.5 * (w + _east(w, 0))  # (i+1/2, j, k+1/2)
+
+        # normal fluxes at cell centres
+        uu = (0.5 * (u + _west(u, 0))) ** 2
+        ww = (0.5 * (w + _west(w, 2))) ** 2
+        vv = (0.5 * (v[:, 1:] + v[:, :-1])) ** 2
+
+        # edge fluxes; y-edges at interior faces only (v = 0 on the walls)
+        uv_for_u = self.pad_faces(v_x[:, 1:-1] * self.y_average(u))
+        wv_for_w = self.pad_faces(v_z[:, 1:-1] * self.y_average(w))
+        uv_for_v = self.y_volume_average(u) * v_x[:, 1:-1]
+        wv_for_v = self.y_volume_average(w) * v_z[:, 1:-1]
+        uw = u_z * w_x
+
+        conv_u = -(
+            (_east(uu, 0) - uu) / dx
+            + (uv_for_u[:, 1:] - uv_for_u[:, :-1]) * self.inv_dy
+            + (uw - _west(uw, 2)) / dz
+        )
+        conv_w = -(
+            (uw - _west(uw, 0)) / dx
+            + (wv_for_w[:, 1:] - wv_for_w[:, :-1]) * self.inv_dy
+            + (_east(ww, 2) - ww) / dz
+        )
+        conv_v_inner = -(
+            (uv_for_v - _west(uv_for_v, 0)) / dx
+            + (vv[:, 1:] - vv[:, :-1]) * self.inv_dyc
+            + (wv_for_v - _west(wv_for_v, 2)) / dz
+        )
+        return conv_u, self.pad_faces(conv_v_inner), conv_w
+
+    # ------------------------------------------------------------------ staggered <-> centres
+    def to_centres(
+        self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Average the staggered velocities to cell centres, each ``(nx, ny, nz)``."""
+        return 0.5 * (u + _west(u, 0)), 0.5 * (v[:, 1:] + v[:, :-1]), 0.5 * (w + _west(w, 2))
+
+    def from_centres(
+        self, uc: torch.Tensor, vc: torch.Tensor, wc: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Interpolate cell-centre velocities to the staggered points (v = 0 on the walls)."""
+        return 0.5 * (uc + _east(uc, 0)), self.pad_faces(self.y_interpolate(vc)), 0.5 * (wc + _east(wc, 2))
+
+    def bulk_mean(self, a: torch.Tensor) -> torch.Tensor:
+        """Volume average of a cell-centred (or u/w-point) quantity over the channel (scalar)."""
+        return (a.mean(dim=(0, 2), keepdim=True) * self.dy).sum() / 2.0

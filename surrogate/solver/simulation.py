@@ -1,0 +1,234 @@
+"""Running a channel-flow case: initial state, time loop, snapshots, checkpoints and resume.
+
+A run folder holds
+
+* ``case.yaml`` — the case as run (after command-line overrides);
+* ``fields.nc`` — cell-centred snapshots every ``run.snapshot_interval`` (``fields.nc.partial``
+  while the run goes on, so an unfinished file never looks complete);
+* ``checkpoint.pt`` — the full-precision state every ``run.checkpoint_interval`` and at the end;
+* ``diagnostics.csv`` — one row per snapshot: bulk velocity, driving pressure gradient, Re_tau
+  from the wall shear, maximum divergence.
+
+Resuming restarts from the checkpoint, drops what was written after it, and continues along the
+same path as an uninterrupted run, so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time as wallclock
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from ..config import CaseConfig, config_hash, dump_config
+from ..fields import FieldWriter, open_fields
+from ..grid import ChannelGrid
+from .channel import ChannelSolver, ChannelState
+from .checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["build_solver", "initial_state", "run_case", "RunFolderError"]
+
+DIAGNOSTIC_COLUMNS = ("time", "step", "bulk_velocity", "pressure_gradient", "re_tau_wall", "max_divergence", "wall_seconds")
+
+
+class RunFolderError(RuntimeError):
+    """The run folder holds something that does not fit the requested start or resume."""
+
+
+def build_solver(case: CaseConfig) -> ChannelSolver:
+    """The :class:`ChannelSolver` described by a case."""
+    grid = ChannelGrid(**dataclasses.asdict(case.grid))
+    return ChannelSolver(
+        grid,
+        case.physics.re_tau,
+        case.physics.forcing,
+        bulk_velocity=case.physics.bulk_velocity,
+        cfl=case.solver.cfl,
+        device=case.solver.device,
+        dtype=getattr(torch, case.solver.dtype),
+        compile=case.solver.compile,
+    )
+
+
+def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
+    """The initial state of a case (``initial.kind``: laminar, turbulent or a field file)."""
+    init = case.initial
+    if init.kind == "file":
+        return solver.from_dataset(open_fields(init.path))
+    return solver.initial_condition(init.kind, seed=init.seed, amplitude=init.amplitude)
+
+
+def _physics_hash(case: CaseConfig) -> str:
+    """Hash of everything that changes the solution (not the run length or output settings)."""
+    plain = dump_config(case)
+    plain.pop("run")
+    plain.pop("description", None)
+    plain["solver"].pop("device")
+    plain["solver"].pop("compile")
+    return config_hash(plain)
+
+
+def _next_event(time: float, interval: float) -> float:
+    """First multiple of ``interval`` strictly after ``time`` (with a round-off margin)."""
+    return (math.floor(time / interval + 1e-9) + 1) * interval
+
+
+def _reached(time: float, target: float) -> bool:
+    return time >= target - 1e-9 * max(1.0, abs(target))
+
+
+class _Diagnostics:
+    """Append-only CSV of run diagnostics, truncated to the resume time on restart."""
+
+    def __init__(self, path: Path, resume_time: float | None) -> None:
+        self.path = path
+        rows = []
+        if resume_time is not None and path.exists():
+            with open(path, newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if float(row["time"]) <= resume_time + 1e-9]
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, DIAGNOSTIC_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, DIAGNOSTIC_COLUMNS).writerow(row)
+
+
+def run_case(
+    case: CaseConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = tqdm.write,
+) -> Path:
+    """Run a case to its end and return the path of its finished ``fields.nc``.
+
+    Parameters
+    ----------
+    case
+        The case (see :mod:`surrogate.config`).
+    resume
+        Continue from the run folder's checkpoint (the case may extend ``run.t_end`` or
+        ``run.steps`` but must not change the physics, grid or numerics).
+    overwrite
+        Start afresh even when the run folder already holds a run.
+    progress
+        Show a progress bar.
+    echo
+        Where one-line messages go.
+    """
+    folder = case.output_dir()
+    fields_path = folder / "fields.nc"
+    checkpoint_path = folder / "checkpoint.pt"
+    solver = build_solver(case)
+    physics_hash = _physics_hash(case)
+
+    if resume:
+        state, meta = load_checkpoint(checkpoint_path, device=solver.device, dtype=solver.dtype)
+        if meta.get("physics_hash") != physics_hash:
+            raise RunFolderError(
+                f"{checkpoint_path} was written by a case with other physics, grid or numerics "
+                f"({meta.get('case_name')!r}); only run.t_end, run.steps and output settings may change on resume"
+            )
+        writer = FieldWriter.resume(fields_path, state.time)
+        echo(f"resuming {case.name} from t = {state.time:.4f} (step {state.step})")
+    else:
+        existing = [p for p in (checkpoint_path, fields_path, Path(str(fields_path) + ".partial")) if p.exists()]
+        if existing and not overwrite:
+            raise RunFolderError(
+                f"{folder} already holds a run ({', '.join(p.name for p in existing)}); "
+                "continue it with --resume, start over with --overwrite, or set run.output"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        state = initial_state(case, solver)
+        writer = FieldWriter(
+            fields_path,
+            solver.grid,
+            re_tau=solver.re_tau,
+            dtype=case.run.snapshot_dtype,
+            pressure=True,
+            attrs={"source": "surrogate.ChannelSolver", "case": case.name, "forcing": solver.forcing},
+            overwrite=True,
+        )
+    with open(folder / "case.yaml", "w") as handle:
+        yaml.safe_dump(dump_config(case), handle, sort_keys=False)
+    diagnostics = _Diagnostics(folder / "diagnostics.csv", state.time if resume else None)
+    started = wallclock.perf_counter()
+
+    def snapshot(current: ChannelState) -> None:
+        uc, vc, wc = solver.ops.to_centres(current.u, current.v, current.w)
+        writer.append(current.time, uc, vc, wc, current.p)
+        diagnostics.append(
+            {
+                "time": current.time,
+                "step": current.step,
+                "bulk_velocity": solver.bulk(current),
+                "pressure_gradient": current.pressure_gradient,
+                "re_tau_wall": math.sqrt(max(solver.wall_shear(current), 0.0)) * solver.re_tau,
+                "max_divergence": float(solver.divergence(current).abs().max()),
+                "wall_seconds": round(wallclock.perf_counter() - started, 3),
+            }
+        )
+
+    def checkpoint(current: ChannelState) -> None:
+        save_checkpoint(
+            checkpoint_path,
+            current,
+            {"physics_hash": physics_hash, "case_name": case.name, "case": dump_config(case)},
+        )
+
+    run = case.run
+    if not resume:
+        snapshot(state)
+    next_snapshot = _next_event(state.time, run.snapshot_interval)
+    next_checkpoint = _next_event(state.time, run.checkpoint_interval)
+    by_steps = run.steps is not None
+    total = run.steps if by_steps else run.t_end
+    bar = tqdm(
+        total=total,
+        initial=state.step if by_steps else state.time,
+        disable=not progress,
+        unit="step" if by_steps else " h/u_tau",
+        desc=case.name,
+        bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} [{elapsed}<{remaining}{postfix}]",
+    )
+    last = [state.step if by_steps else state.time]
+
+    def advance(current: ChannelState) -> None:
+        position = current.step if by_steps else current.time
+        bar.update(position - last[0])
+        last[0] = position
+        if current.step % 20 == 0:
+            bar.set_postfix(t=f"{current.time:.3f}", step=current.step, refresh=False)
+
+    try:
+        while (state.step < run.steps) if by_steps else not _reached(state.time, run.t_end):
+            if by_steps:
+                state = solver.run(state, steps=1, dt=case.solver.dt, callback=advance)
+            else:
+                target = min(next_snapshot, next_checkpoint, run.t_end)
+                state = solver.run(state, t_end=target, dt=case.solver.dt, callback=advance)
+            if _reached(state.time, next_snapshot):
+                snapshot(state)
+                next_snapshot = _next_event(state.time, run.snapshot_interval)
+            if _reached(state.time, next_checkpoint):
+                checkpoint(state)
+                next_checkpoint = _next_event(state.time, run.checkpoint_interval)
+        checkpoint(state)
+    except BaseException:
+        writer.close_partial()
+        raise
+    finally:
+        bar.close()
+    path = writer.finalize()
+    echo(f"{case.name}: t = {state.time:.4f} after {state.step} steps; fields in {path}")
+    return path
