@@ -1,7 +1,36 @@
-"""Turbulent channel flow: a DNS/LES solver and neural-operator surrogates with validation."""
+"""Fast prediction of turbulent channel flow.
+
+The notebook API: the channel grid, the field Dataset currency, case files and the solver.
+
+>>> import surrogate as sg
+>>> grid = sg.ChannelGrid(32, 33, 32, stretching=2.0)
+>>> solver = sg.ChannelSolver(grid, re_tau=180.0, forcing="constant_flow_rate")
+>>> state = solver.run(solver.initial_condition("turbulent", seed=0), t_end=1.0)  # doctest: +SKIP
+>>> ds = solver.to_dataset(state)  # doctest: +SKIP
+"""
 
 __version__ = "0.1.0"
 
+from .config import CaseConfig, ConfigError, load_case
+from .fields import FieldError, FieldWriter, check_fields, make_fields, open_fields, write_fields
 from .grid import ChannelGrid
+from .solver.channel import ChannelSolver, ChannelState, SolverDivergedError
+from .solver.simulation import run_case
 
-__all__ = ["ChannelGrid", "__version__"]
+__all__ = [
+    "__version__",
+    "CaseConfig",
+    "ChannelGrid",
+    "ChannelSolver",
+    "ChannelState",
+    "ConfigError",
+    "FieldError",
+    "FieldWriter",
+    "SolverDivergedError",
+    "check_fields",
+    "load_case",
+    "make_fields",
+    "open_fields",
+    "run_case",
+    "write_fields",
+]

@@ -50,7 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .solver.channel import SolverDivergedError
     from .solver.simulation import RunFolderError
 
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = [*getattr(args, "overrides", []), *extra]
     handlers = {"dns": _run_dns}
     try:
         return handlers[args.command](args)

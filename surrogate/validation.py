@@ -25,6 +25,7 @@ __all__ = [
     "load_mkm",
     "profile_deviation",
     "plot_profiles_vs_reference",
+    "compare_with_mkm",
 ]
 
 #: Nominal Re_tau of the MKM cases -> exact Re_tau stated in their file headers.
@@ -303,3 +304,44 @@ def plot_profiles_vs_reference(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
+
+
+# ---------------------------------------------------------------------------------- DNS runs
+def compare_with_mkm(
+    ds: xr.Dataset, *, t_start: float = 0.0, reference_dir: str | PathLike[str] | None = None
+) -> tuple[xr.Dataset, xr.Dataset, dict[str, float]]:
+    """Wall-unit profiles of a run's statistically steady window against Moser–Kim–Mansour.
+
+    Parameters
+    ----------
+    ds
+        Field Dataset of the run (dims ``(time, x, y, z)``).
+    t_start
+        Snapshots at ``time >= t_start`` (h/u_tau) enter the statistics.
+    reference_dir
+        Where the MKM files are (default: the repository's ``validation/reference``).
+
+    Returns
+    -------
+    profiles_plus, reference, deviation
+        The run's folded profiles in its own wall units (``attrs["re_tau_wall"]`` is the
+        Re_tau it reached), the MKM case nearest that Re_tau, and :func:`profile_deviation`
+        plus ``re_tau`` (reached), ``n_snapshots`` and ``t_start``/``t_end`` of the window.
+    """
+    from .stats import friction_velocity, mean_profiles, wall_units
+
+    window = ds.sel(time=slice(t_start, None)) if "time" in ds.dims else ds
+    n_snapshots = int(window.sizes.get("time", 1))
+    if n_snapshots == 0:
+        raise ValueError(f"no snapshot at time >= {t_start}; the run ends at {float(ds.time.max()):g}")
+    nu = float(ds.attrs["nu"])
+    u_tau = friction_velocity(window)
+    profiles_plus = wall_units(mean_profiles(window).compute(), u_tau, nu)
+    reference = load_mkm(u_tau / nu, reference_dir)
+    deviation = profile_deviation(profiles_plus, reference)
+    deviation["re_tau"] = u_tau / nu
+    deviation["n_snapshots"] = n_snapshots
+    if "time" in window.dims:
+        deviation["t_start"] = float(window.time.min())
+        deviation["t_end"] = float(window.time.max())
+    return profiles_plus, reference, deviation

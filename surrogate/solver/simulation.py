@@ -148,6 +148,8 @@ def run_case(
                 f"{folder} already holds a run ({', '.join(p.name for p in existing)}); "
                 "continue it with --resume, start over with --overwrite, or set run.output"
             )
+        for stale in existing:
+            stale.unlink()
         folder.mkdir(parents=True, exist_ok=True)
         state = initial_state(case, solver)
         writer = FieldWriter(
