@@ -39,6 +39,8 @@ RK3_GAMMA = (8.0 / 15.0, 5.0 / 12.0, 3.0 / 4.0)
 RK3_ZETA = (0.0, -17.0 / 60.0, -5.0 / 12.0)
 RK3_ALPHA = (4.0 / 15.0, 1.0 / 15.0, 1.0 / 6.0)
 RK3_BETA = RK3_ALPHA
+#: Extent of the stability region of three-stage third-order Runge–Kutta on the negative real axis.
+RK3_REAL_AXIS_STABILITY = 2.51
 
 
 class SolverDivergedError(RuntimeError):
@@ -115,7 +117,11 @@ class ChannelSolver:
         Target bulk velocity for constant flow rate, in u_tau; ``None`` takes Dean's
         correlation (:func:`dean_bulk_velocity`).
     sgs
-        A subgrid-scale model (callable returning the eddy-viscosity forces), or ``None`` for DNS.
+        A subgrid-scale eddy-viscosity model (an object with
+        ``eddy_viscosity(ops, u, v, w, nu) -> nu_t`` giving ``nu_t >= 0`` at cell centres, see
+        :mod:`surrogate.solver.sgs`), or ``None`` for DNS. Its stress ``2 nu_t S`` enters the
+        momentum equations explicitly through
+        :meth:`~surrogate.solver.operators.StaggeredOperators.eddy_viscous_force`.
     cfl
         Default CFL number of the adaptive time step.
     device, dtype
@@ -143,8 +149,10 @@ class ChannelSolver:
             raise ValueError(f"forcing must be one of {FORCINGS}, got {forcing!r}")
         if not (math.isfinite(re_tau) and re_tau > 0):
             raise ValueError(f"re_tau must be a positive number, got {re_tau!r}")
-        if sgs is not None:
-            raise NotImplementedError("subgrid-scale models are not available in this version of the solver")
+        if sgs is not None and not callable(getattr(sgs, "eddy_viscosity", None)):
+            raise TypeError(
+                f"sgs must be a subgrid-scale model with an eddy_viscosity(ops, u, v, w, nu) method, got {sgs!r}"
+            )
         self.grid = grid
         self.re_tau = float(re_tau)
         self.nu = 1.0 / self.re_tau
@@ -160,6 +168,7 @@ class ChannelSolver:
         self.face_y = EigenOperator(*face_dirichlet_operator(grid), device=self.device, dtype=dtype)
         self._ones = torch.ones(grid.ny, 1, device=self.device, dtype=dtype)
         self._implicit_cache: dict[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._eddy_viscosity_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.compiled = compile
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
 
@@ -289,21 +298,40 @@ class ChannelSolver:
         mean = state.u.mean(dim=(0, 2))
         return 0.5 * self.nu * float(mean[0] / self.ops.wall_gap_lower + mean[-1] / self.ops.wall_gap_upper)
 
-    def stable_dt(self, state: ChannelState, cfl: float | None = None) -> float:
-        """Largest time step allowed by the convective CFL number and wall-parallel diffusion.
+    def eddy_viscosity(self, state: ChannelState) -> torch.Tensor | None:
+        """The subgrid model's ``nu_t`` at cell centres for ``state`` (``None`` without a model)."""
+        if self.sgs is None:
+            return None
+        cached = self._eddy_viscosity_cache
+        if cached is not None and cached[0] is state.u:
+            return cached[1]
+        nu_t = self.sgs.eddy_viscosity(self.ops, state.u, state.v, state.w, self.nu)
+        self._eddy_viscosity_cache = (state.u, nu_t)
+        return nu_t
 
+    def stable_dt(self, state: ChannelState, cfl: float | None = None) -> float:
+        """Largest time step allowed by the convective CFL number and the explicit diffusion.
+
+        Explicit diffusion is the molecular one in x and z and the eddy viscosity's in all
+        directions; the bound keeps it inside the RK3 stability interval with a margin of 0.8.
         Raises :class:`SolverDivergedError` when the velocity is not finite.
         """
         cfl = self.cfl if cfl is None else cfl
-        uc, vc, wc = self.ops.to_centres(state.u, state.v, state.w)
-        rate = float((uc.abs() / self.ops.dx + vc.abs() * self.ops.inv_dy + wc.abs() / self.ops.dz).max())
+        ops = self.ops
+        uc, vc, wc = ops.to_centres(state.u, state.v, state.w)
+        rate = float((uc.abs() / ops.dx + vc.abs() * ops.inv_dy + wc.abs() / ops.dz).max())
         if not math.isfinite(rate):
             raise SolverDivergedError(
                 f"the velocity field became non-finite at t = {state.time:.6g} (step {state.step}); "
                 "reduce the time step or CFL number, or check the resolution"
             )
-        viscous = 1.0 / (self.nu * (4.0 / self.ops.dx**2 + 4.0 / self.ops.dz**2)) * 2.5
-        return min(cfl / rate if rate > 0 else math.inf, viscous)
+        wall_parallel = 4.0 / ops.dx**2 + 4.0 / ops.dz**2
+        diffusion = self.nu * wall_parallel
+        nu_t = self.eddy_viscosity(state)
+        if nu_t is not None:
+            diffusion = float((nu_t * (wall_parallel + 4.0 * ops.inv_dy**2)).max()) + diffusion
+        limit = 0.8 * RK3_REAL_AXIS_STABILITY / diffusion
+        return min(cfl / rate if rate > 0 else math.inf, limit)
 
     # ------------------------------------------------------------------ time stepping
     def project(self, state: ChannelState, dt_effective: float = 1.0) -> ChannelState:
@@ -330,14 +358,21 @@ class ChannelSolver:
             self._implicit_cache[coefficient] = cached
         return cached
 
-    def _explicit_terms(self, u, v, w):
+    def _explicit_terms(self, u, v, w, nu_t=None):
+        """Convection, wall-parallel molecular diffusion and the subgrid stress divergence."""
         conv_u, conv_v, conv_w = self.ops.convection(u, v, w)
         nu = self.nu
-        return (
+        terms = [
             conv_u + nu * self.ops.laplacian_xz(u),
             conv_v + nu * self.ops.laplacian_xz(v),
             conv_w + nu * self.ops.laplacian_xz(w),
-        )
+        ]
+        if self.sgs is not None:
+            if nu_t is None:
+                nu_t = self.sgs.eddy_viscosity(self.ops, u, v, w, nu)
+            forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
+            terms = [term + force for term, force in zip(terms, forces)]
+        return tuple(terms)
 
     def _substep(
         self,
@@ -350,6 +385,7 @@ class ChannelSolver:
         centre_inv: torch.Tensor,
         face_inv: torch.Tensor,
         response: torch.Tensor,
+        nu_t: torch.Tensor | None = None,
     ):
         """One RK3 substep: explicit terms, implicit wall-normal diffusion, forcing, projection.
 
@@ -358,7 +394,7 @@ class ChannelSolver:
         """
         ops, nu = self.ops, self.nu
         gamma, zeta, alpha, beta = RK3_GAMMA[stage], RK3_ZETA[stage], RK3_ALPHA[stage], RK3_BETA[stage]
-        explicit = self._explicit_terms(u, v, w)
+        explicit = self._explicit_terms(u, v, w, nu_t)
         dt_eff = (alpha + beta) * dt
         ru = u + dt * (gamma * explicit[0] + alpha * nu * ops.d2y_centres(u))
         rv = v + dt * (gamma * explicit[1] + alpha * nu * ops.d2y_faces(v))
@@ -387,8 +423,9 @@ class ChannelSolver:
         previous = None
         for stage, beta in enumerate(RK3_BETA):
             centre_inv, face_inv, response = self._implicit_operators(beta * dt * self.nu)
+            nu_t = self.eddy_viscosity(state) if stage == 0 else None
             u, v, w, p, forcing, previous = self._substep_fn(
-                stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response
+                stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t
             )
         return ChannelState(
             u, v, w, p, time=state.time + dt, step=state.step + 1, pressure_gradient=float(forcing)

@@ -1,0 +1,602 @@
+"""Subgrid-scale eddy-viscosity models for large-eddy simulation of channel flow.
+
+Every model returns a non-negative eddy viscosity ``nu_t`` at the cell centres, shape
+``(nx, ny, nz)``, in ``u_tau h`` (the solver's units: lengths in ``h``, velocities in ``u_tau``,
+``nu = 1 / Re_tau``). The deviatoric subgrid stress is then modelled as
+``tau_ij - tau_kk delta_ij / 3 = -2 nu_t S_ij``.
+
+Conventions shared by all models
+--------------------------------
+* The resolved velocity gradient ``g[i, j] = d u_i / d x_j`` is evaluated at the cell centres
+  by :func:`velocity_gradient` (second order, trace equal to the discrete divergence).
+* The strain rate is ``S_ij = (g_ij + g_ji) / 2`` and its magnitude
+  ``|S| = sqrt(2 S_ij S_ij)``, in ``u_tau / h``.
+* The grid filter width of cell ``(i, j, k)`` is the cube root of its volume,
+  ``Delta_j = (dx * dy_j * dz)^(1/3)`` in ``h`` (Deardorff 1970); it varies with ``y`` only
+  (:func:`filter_width`).
+
+Models
+------
+* :class:`Smagorinsky` -- Smagorinsky (1963) with optional van Driest (1956) wall damping;
+* :class:`WALE` -- wall-adapting local eddy viscosity of Nicoud & Ducros (1999);
+* :class:`DynamicSmagorinsky` -- the dynamic procedure of Germano et al. (1991) with the
+  least-squares contraction of Lilly (1992) and plane averaging in the homogeneous ``x-z``
+  directions.
+
+:func:`build_sgs_model` builds a model from its registry name and parameters, e.g. the
+``describe()`` dictionary of another model.
+
+References
+----------
+Deardorff, J. W. (1970). A numerical study of three-dimensional turbulent channel flow at large
+Reynolds numbers. J. Fluid Mech. 41, 453-480.
+
+Germano, M., Piomelli, U., Moin, P. & Cabot, W. H. (1991). A dynamic subgrid-scale eddy
+viscosity model. Phys. Fluids A 3, 1760-1765.
+
+Lilly, D. K. (1992). A proposed modification of the Germano subgrid-scale closure method.
+Phys. Fluids A 4, 633-635.
+
+Nicoud, F. & Ducros, F. (1999). Subgrid-scale stress modelling based on the square of the
+velocity gradient tensor. Flow Turb. Combust. 62, 183-200.
+
+Smagorinsky, J. (1963). General circulation experiments with the primitive equations.
+Mon. Weather Rev. 91, 99-164.
+
+van Driest, E. R. (1956). On turbulent flow near a wall. J. Aeronaut. Sci. 23, 1007-1011.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from .operators import StaggeredOperators
+
+__all__ = [
+    "DynamicSmagorinsky",
+    "EddyViscosityModel",
+    "SGS_MODELS",
+    "Smagorinsky",
+    "WALE",
+    "build_sgs_model",
+    "filter_width",
+    "strain_rate",
+    "strain_rate_magnitude",
+    "velocity_gradient",
+]
+
+# the six independent components of a symmetric 3x3 tensor and their multiplicity in a
+# full double contraction A_ij B_ij
+_SYM_PAIRS: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+_SYM_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 2.0, 2.0, 2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# discrete derivatives and tensor helpers
+# ---------------------------------------------------------------------------------------------
+def _centred_periodic(a: torch.Tensor, dim: int, spacing: float) -> torch.Tensor:
+    """Centred difference ``(a[i + 1] - a[i - 1]) / (2 h)`` along a periodic dimension."""
+    return (torch.roll(a, -1, dims=dim) - torch.roll(a, 1, dims=dim)) / (2.0 * spacing)
+
+
+def _ddy_centres(
+    ops: StaggeredOperators, a: torch.Tensor, lower: torch.Tensor | float, upper: torch.Tensor | float
+) -> torch.Tensor:
+    """Wall-normal derivative of a cell-centred field on the stretched grid.
+
+    The non-uniform three-point formula (exact for quadratics) is applied to the sequence
+    ``[lower, a[:, 0], ..., a[:, -1], upper]`` located at ``[0, y_0, ..., y_{ny-1}, 2]``: with
+    ``h- = y_j - y_{j-1}`` and ``h+ = y_{j+1} - y_j``,
+
+    ``da/dy_j = -h+ / (h- (h- + h+)) a_{j-1} + (h+ - h-) / (h- h+) a_j + h- / (h+ (h- + h+)) a_{j+1}``.
+
+    Parameters
+    ----------
+    ops
+        Operators of the grid.
+    a
+        Cell-centred field, shape ``(nx, ny, nz)``.
+    lower, upper
+        Values of ``a`` on the walls ``y = 0`` and ``y = 2``: scalars or tensors broadcastable to
+        ``(nx, 1, nz)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``da/dy`` at the cell centres, shape ``(nx, ny, nz)``, in units of ``a`` per ``h``.
+    """
+    nx, _, nz = a.shape
+    lower_t = torch.as_tensor(lower, dtype=a.dtype, device=a.device).expand(nx, 1, nz)
+    upper_t = torch.as_tensor(upper, dtype=a.dtype, device=a.device).expand(nx, 1, nz)
+    extended = torch.cat([lower_t, a, upper_t], dim=1)
+    gap_lower = torch.full((1, 1, 1), ops.wall_gap_lower, dtype=ops.dtype, device=ops.device)
+    gap_upper = torch.full((1, 1, 1), ops.wall_gap_upper, dtype=ops.dtype, device=ops.device)
+    h_minus = torch.cat([gap_lower, ops.dyc], dim=1)
+    h_plus = torch.cat([ops.dyc, gap_upper], dim=1)
+    c_minus = -h_plus / (h_minus * (h_minus + h_plus))
+    c_centre = (h_plus - h_minus) / (h_minus * h_plus)
+    c_plus = h_minus / (h_plus * (h_minus + h_plus))
+    return c_minus * extended[:, :-2] + c_centre * extended[:, 1:-1] + c_plus * extended[:, 2:]
+
+
+def velocity_gradient(
+    ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """The resolved velocity-gradient tensor ``g[i, j] = d u_i / d x_j`` at the cell centres.
+
+    Second-order finite differences on the staggered grid of :class:`StaggeredOperators`:
+
+    * diagonal terms are the staggered differences of :meth:`StaggeredOperators.divergence`,
+      ``du/dx = (u_i - u_{i-1}) / dx``, ``dv/dy = (v_{j+1/2} - v_{j-1/2}) / dy_j``,
+      ``dw/dz = (w_k - w_{k-1}) / dz``, so that ``trace(g)`` equals the discrete divergence;
+    * off-diagonal terms are centred differences of the cell-centre averages of
+      :meth:`StaggeredOperators.to_centres`: periodic ``(a_{i+1} - a_{i-1}) / (2 dx)`` in ``x``
+      and ``z``, and in ``y`` the non-uniform three-point first derivative, where the first and
+      last cells use the wall value ``0`` of ``u`` and ``w`` at wall distance ``y_0`` resp.
+      ``2 - y_{ny-1}`` (for ``v`` the wall-face values ``v[:, 0]`` and ``v[:, -1]``).
+
+    Parameters
+    ----------
+    ops
+        Operators of the grid (device and dtype of the velocities).
+    u, w
+        Streamwise and spanwise velocity at their face points, shape ``(nx, ny, nz)``, in u_tau.
+    v
+        Wall-normal velocity on the wall-normal faces, shape ``(nx, ny + 1, nz)``, in u_tau.
+
+    Returns
+    -------
+    torch.Tensor
+        ``g`` with shape ``(3, 3, nx, ny, nz)`` in ``u_tau / h``; ``g[0, 1]`` is ``du/dy``.
+    """
+    uc, vc, wc = ops.to_centres(u, v, w)
+    zero = torch.zeros((), dtype=u.dtype, device=u.device)
+    row_u = [
+        (u - torch.roll(u, 1, dims=0)) / ops.dx,
+        _ddy_centres(ops, uc, zero, zero),
+        _centred_periodic(uc, 2, ops.dz),
+    ]
+    row_v = [
+        _centred_periodic(vc, 0, ops.dx),
+        (v[:, 1:] - v[:, :-1]) * ops.inv_dy,
+        _centred_periodic(vc, 2, ops.dz),
+    ]
+    row_w = [
+        _centred_periodic(wc, 0, ops.dx),
+        _ddy_centres(ops, wc, zero, zero),
+        (w - torch.roll(w, 1, dims=2)) / ops.dz,
+    ]
+    return torch.stack([torch.stack(row_u), torch.stack(row_v), torch.stack(row_w)])
+
+
+def strain_rate(g: torch.Tensor) -> torch.Tensor:
+    """Resolved strain-rate tensor ``S_ij = (g_ij + g_ji) / 2``.
+
+    Parameters
+    ----------
+    g
+        Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``S`` with the shape and units of ``g``.
+    """
+    return 0.5 * (g + g.transpose(0, 1))
+
+
+def strain_rate_magnitude(g: torch.Tensor) -> torch.Tensor:
+    """Strain-rate magnitude ``|S| = sqrt(2 S_ij S_ij)`` of a velocity gradient.
+
+    Parameters
+    ----------
+    g
+        Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``|S|`` with shape ``g.shape[2:]``, in ``u_tau / h``.
+    """
+    s = strain_rate(g)
+    return torch.sqrt(2.0 * (s * s).sum(dim=(0, 1)))
+
+
+def filter_width(ops: StaggeredOperators) -> torch.Tensor:
+    """Grid filter width ``Delta_j = (dx * dy_j * dz)^(1/3)`` (cube root of the cell volume).
+
+    Parameters
+    ----------
+    ops
+        Operators of the grid.
+
+    Returns
+    -------
+    torch.Tensor
+        ``Delta`` with shape ``(1, ny, 1)`` (broadcastable to the cell centres), in ``h``.
+    """
+    return (ops.dx * ops.dy * ops.dz) ** (1.0 / 3.0)
+
+
+def _symmetric_components(t: torch.Tensor) -> torch.Tensor:
+    """The six independent components ``(11, 22, 33, 12, 13, 23)`` of a ``(3, 3, ...)`` tensor."""
+    return torch.stack([t[i, j] for i, j in _SYM_PAIRS])
+
+
+def _contract_symmetric(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``A_ij B_ij`` for symmetric tensors stored as six components (first dimension)."""
+    weights = torch.tensor(_SYM_WEIGHTS, dtype=a.dtype, device=a.device).view(6, *([1] * (a.dim() - 1)))
+    return (weights * a * b).sum(dim=0)
+
+
+def _deviatoric_symmetric(a: torch.Tensor) -> torch.Tensor:
+    """Deviatoric part ``A_ij - A_kk delta_ij / 3`` of a six-component symmetric tensor."""
+    trace = a[0] + a[1] + a[2]
+    return torch.cat([a[:3] - trace / 3.0, a[3:]])
+
+
+def _test_filter_xz(a: torch.Tensor) -> torch.Tensor:
+    """Discrete test filter in the homogeneous directions: weights ``1/4, 1/2, 1/4`` along ``x``
+    and then along ``z`` (periodic), acting on the last three dimensions ``(x, y, z)``."""
+    x_dim, z_dim = a.dim() - 3, a.dim() - 1
+    a = 0.25 * (torch.roll(a, 1, dims=x_dim) + torch.roll(a, -1, dims=x_dim)) + 0.5 * a
+    return 0.25 * (torch.roll(a, 1, dims=z_dim) + torch.roll(a, -1, dims=z_dim)) + 0.5 * a
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------
+class EddyViscosityModel(ABC):
+    """Interface of a subgrid-scale eddy-viscosity model.
+
+    Subclasses set the class attribute ``name`` (the registry name of
+    :func:`build_sgs_model`) and implement :meth:`eddy_viscosity` and :meth:`parameters`.
+    """
+
+    name: str = ""
+
+    @abstractmethod
+    def eddy_viscosity(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> torch.Tensor:
+        """Eddy viscosity ``nu_t >= 0`` at the cell centres.
+
+        Parameters
+        ----------
+        ops
+            Operators of the grid.
+        u, w
+            Staggered streamwise and spanwise velocities, shape ``(nx, ny, nz)``, in u_tau.
+        v
+            Wall-normal velocity on the faces, shape ``(nx, ny + 1, nz)``, in u_tau.
+        nu
+            Kinematic viscosity ``1 / Re_tau`` in ``u_tau h``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``nu_t``, shape ``(nx, ny, nz)``, in ``u_tau h``, on the device and in the dtype of
+            the velocities.
+        """
+
+    @abstractmethod
+    def parameters(self) -> dict[str, Any]:
+        """The constructor arguments of this model (plain Python values)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance record: ``{"name": ..., <constructor arguments>}``.
+
+        ``build_sgs_model(**model.describe())`` rebuilds an equivalent model.
+        """
+        return {"name": self.name, **self.parameters()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.parameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _positive_constant(owner: str, label: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}.{label} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+class Smagorinsky(EddyViscosityModel):
+    """Smagorinsky (1963) eddy viscosity with optional van Driest (1956) wall damping.
+
+    ``nu_t = (C_s Delta D)^2 |S|`` with ``|S| = sqrt(2 S_ij S_ij)`` and
+    ``Delta = (dx dy_j dz)^(1/3)`` (:func:`filter_width`).
+
+    With ``van_driest=True`` the damping is ``D = 1 - exp(-y+ / A+)``, where ``y+`` is the
+    distance ``d`` of the cell centre to the *nearest* wall in the wall units of that wall,
+    ``y+ = d u_tau,wall / nu``. Each wall's friction velocity is estimated from the plane-averaged
+    streamwise velocity ``U`` of its first cell: ``u_tau,wall = sqrt(nu |U_first| / d_first)``
+    (``d_first = y_0`` for the lower wall and ``2 - y_{ny-1}`` for the upper one). A wall with
+    no mean shear therefore gets ``D = 0`` throughout its half of the channel. Cells with
+    ``y <= 1`` belong to the lower wall. Without damping ``D = 1``.
+
+    Parameters
+    ----------
+    cs
+        Smagorinsky constant ``C_s`` (0.1 is usual for channel flow; 0.17 for isotropic turbulence).
+    a_plus
+        Van Driest damping constant ``A+`` (26 in van Driest 1956; 25 is a common choice).
+    van_driest
+        Whether to apply the wall damping.
+    """
+
+    name = "smagorinsky"
+
+    def __init__(self, cs: float = 0.1, a_plus: float = 25.0, van_driest: bool = True) -> None:
+        self.cs = _positive_constant("Smagorinsky", "cs", cs)
+        self.a_plus = _positive_constant("Smagorinsky", "a_plus", a_plus)
+        self.van_driest = bool(van_driest)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"cs": self.cs, "a_plus": self.a_plus, "van_driest": self.van_driest}
+
+    def _nu_t_from_gradient(
+        self, g: torch.Tensor, delta: torch.Tensor | float, damping: torch.Tensor | float = 1.0
+    ) -> torch.Tensor:
+        """``nu_t = (C_s Delta D)^2 |S|`` from a velocity gradient.
+
+        Parameters
+        ----------
+        g
+            Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+        delta
+            Filter width in ``h``, broadcastable to ``g.shape[2:]``.
+        damping
+            Wall damping ``D`` (dimensionless), broadcastable to ``g.shape[2:]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``nu_t`` with shape ``g.shape[2:]``, in ``u_tau h``.
+        """
+        return (self.cs * delta * damping) ** 2 * strain_rate_magnitude(g)
+
+    def damping(self, ops: StaggeredOperators, u: torch.Tensor, nu: float) -> torch.Tensor:
+        """Van Driest damping ``D = 1 - exp(-y+ / A+)`` of each cell row, shape ``(1, ny, 1)``.
+
+        ``y+`` is measured from the nearest wall with that wall's friction velocity (see the
+        class docstring). Returns ones when ``van_driest`` is off.
+        """
+        y = torch.as_tensor(ops.grid.y, dtype=u.dtype, device=u.device).view(1, -1, 1)
+        if not self.van_driest:
+            return torch.ones_like(y)
+        mean = u.mean(dim=(0, 2))
+        u_tau_lower = torch.sqrt(nu * mean[0].abs() / ops.wall_gap_lower)
+        u_tau_upper = torch.sqrt(nu * mean[-1].abs() / ops.wall_gap_upper)
+        lower_half = y <= 1.0
+        distance = torch.where(lower_half, y, 2.0 - y)
+        u_tau = torch.where(lower_half, u_tau_lower, u_tau_upper)
+        y_plus = distance * u_tau / nu
+        return 1.0 - torch.exp(-y_plus / self.a_plus)
+
+    def eddy_viscosity(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> torch.Tensor:
+        g = velocity_gradient(ops, u, v, w)
+        return self._nu_t_from_gradient(g, filter_width(ops), self.damping(ops, u, nu))
+
+
+class WALE(EddyViscosityModel):
+    """Wall-adapting local eddy viscosity of Nicoud & Ducros (1999).
+
+    With ``g2 = g @ g`` (``g2_ij = g_ik g_kj``), the traceless symmetric part of the squared
+    gradient is ``S^d_ij = (g2_ij + g2_ji) / 2 - delta_ij g2_kk / 3`` and
+
+    ``nu_t = (C_w Delta)^2 (S^d_ij S^d_ij)^(3/2) / ((S_ij S_ij)^(5/2) + (S^d_ij S^d_ij)^(5/4))``
+
+    with ``Delta = (dx dy_j dz)^(1/3)``. ``nu_t`` vanishes in pure shear and near walls it falls
+    off as ``y^3`` without any damping function. It does not vanish for a solid-body rotation
+    (there ``S = 0`` and ``nu_t = (C_w Delta)^2 (S^d_ij S^d_ij)^(1/4)``).
+
+    Round-off guard: writing ``a = S_ij S_ij`` and ``b = sqrt(S^d_ij S^d_ij)`` (both in
+    ``(u_tau/h)^2``), the ratio is evaluated as
+    ``sqrt(m) b'^3 / (a'^(5/2) + b'^(5/2))`` with ``m = max(a, b) + eps``, ``a' = a / m``,
+    ``b' = b / m`` and ``eps`` the smallest normal number of the dtype, so that it neither
+    overflows nor underflows for any gradient magnitude and gives ``nu_t = 0`` for ``g = 0``
+    (the ``0/0`` case).
+
+    Parameters
+    ----------
+    cw
+        Model constant ``C_w``. Nicoud & Ducros (1999) relate it to the Smagorinsky constant by
+        ``C_w^2 ~ 10.6 C_s^2`` (``C_w`` = 0.55-0.60 for ``C_s`` = 0.17-0.18 in isotropic
+        turbulence); the smaller 0.325 is the value commonly used for wall-bounded flows.
+    """
+
+    name = "wale"
+
+    def __init__(self, cw: float = 0.325) -> None:
+        self.cw = _positive_constant("WALE", "cw", cw)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"cw": self.cw}
+
+    def _nu_t_from_gradient(self, g: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
+        """WALE ``nu_t`` from a velocity gradient.
+
+        Parameters
+        ----------
+        g
+            Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+        delta
+            Filter width in ``h``, broadcastable to ``g.shape[2:]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``nu_t`` with shape ``g.shape[2:]``, in ``u_tau h``.
+        """
+        g2 = torch.einsum("ik...,kj...->ij...", g, g)
+        sd = strain_rate(g2)
+        trace = g2[0, 0] + g2[1, 1] + g2[2, 2]
+        eye = torch.eye(3, dtype=g.dtype, device=g.device).view(3, 3, *([1] * (g.dim() - 2)))
+        sd = sd - eye * (trace / 3.0)
+        s = strain_rate(g)
+        a = (s * s).sum(dim=(0, 1))
+        b = torch.sqrt((sd * sd).sum(dim=(0, 1)))
+        scale = torch.maximum(a, b) + torch.finfo(g.dtype).tiny
+        a_n, b_n = a / scale, b / scale
+        ratio = torch.sqrt(scale) * b_n**3 / (a_n**2.5 + b_n**2.5)
+        return (self.cw * delta) ** 2 * ratio
+
+    def eddy_viscosity(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> torch.Tensor:
+        return self._nu_t_from_gradient(velocity_gradient(ops, u, v, w), filter_width(ops))
+
+
+class DynamicSmagorinsky(EddyViscosityModel):
+    """Dynamic Smagorinsky model: Germano et al. (1991) with Lilly's (1992) least squares.
+
+    ``nu_t = C(y) Delta^2 |S|`` with ``Delta = (dx dy_j dz)^(1/3)``, where the coefficient
+    ``C`` (the square of a Smagorinsky constant) is found per wall-normal cell row ``j``:
+
+    * the test filter (written ``~``) is the discrete trapezoidal filter with weights
+      ``1/4, 1/2, 1/4`` applied along ``x`` and then along ``z`` (the homogeneous, periodic
+      directions); there is no filtering in ``y``;
+    * with the cell-centre velocities ``u_i`` of :meth:`StaggeredOperators.to_centres`, the
+      resolved (Leonard-type) stress is ``L_ij = ~(u_i u_j) - ~u_i ~u_j``;
+    * with ``S_ij`` from :func:`velocity_gradient`,
+      ``M_ij = 2 Delta^2 [ ~(|S| S_ij) - alpha^2 |~S| ~S_ij ]``; the filter commutes with the
+      discrete derivatives (shift-invariant in ``x, z``, acting along other directions than
+      ``y``), so ``~S_ij`` is the strain rate of the filtered velocity;
+    * ``C = <L^d_ij M^d_ij> / <M^d_ij M^d_ij>`` with ``<.>`` the average over the ``x-z``
+      plane and ``^d`` the deviatoric part (equal to ``M`` itself for a divergence-free
+      field); ``C = 0`` where ``<M^d_ij M^d_ij> = 0``.
+
+    Width ratio ``alpha``: the filter is taken as a box of width ``r dx`` in ``x`` and ``r dz``
+    in ``z`` (``r = test_filter_ratio``; ``r = 2`` is the trapezoidal-rule view of the
+    ``1/4, 1/2, 1/4`` weights, ``r = sqrt(6)`` matches their second moment) and of width 1 in
+    ``y``. Measuring the widths like ``Delta`` (cube root of the filter volume), the test-filter
+    width is ``(r dx * dy * r dz)^(1/3) = r^(2/3) Delta``, hence ``alpha = r^(2/3)`` and
+    ``alpha^2 = r^(4/3)`` (2.52 for ``r = 2``). The filter weights themselves do not depend on
+    ``r``.
+
+    Clipping: the model contract is ``nu_t >= 0``. With ``clip=True`` negative plane
+    coefficients are set to zero, i.e. ``nu_t = max(C, 0) Delta^2 |S| >= 0`` (stricter than the
+    weaker stability condition ``nu + nu_t >= 0``, which would allow some backscatter). With
+    ``clip=False`` the raw coefficient is used and ``nu_t`` may be negative.
+
+    The plane coefficients of the last call are kept for diagnostics: ``last_coefficient``
+    (the applied, possibly clipped ``C``) and ``last_unclipped_coefficient``, each of shape
+    ``(ny,)`` (``None`` before the first call).
+
+    Parameters
+    ----------
+    test_filter_ratio
+        Nominal width ratio ``r > 1`` of the test filter to the grid in each of ``x`` and ``z``.
+    clip
+        Clip the coefficient to ``C >= 0`` (``nu_t >= 0``).
+    """
+
+    name = "dynamic_smagorinsky"
+
+    def __init__(self, test_filter_ratio: float = 2.0, clip: bool = True) -> None:
+        ratio = _positive_constant("DynamicSmagorinsky", "test_filter_ratio", test_filter_ratio)
+        if ratio <= 1.0:
+            raise ValueError(f"DynamicSmagorinsky.test_filter_ratio must exceed 1, got {test_filter_ratio!r}")
+        self.test_filter_ratio = ratio
+        self.clip = bool(clip)
+        self.last_coefficient: torch.Tensor | None = None
+        self.last_unclipped_coefficient: torch.Tensor | None = None
+
+    @property
+    def alpha_squared(self) -> float:
+        """Squared width ratio ``alpha^2 = r^(4/3)`` of test filter to grid filter."""
+        return self.test_filter_ratio ** (4.0 / 3.0)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"test_filter_ratio": self.test_filter_ratio, "clip": self.clip}
+
+    def coefficient(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw least-squares coefficient and the strain-rate magnitude.
+
+        Returns
+        -------
+        coefficient : torch.Tensor, shape ``(ny,)``
+            Unclipped ``C(y) = <L^d_ij M^d_ij> / <M^d_ij M^d_ij>`` (dimensionless).
+        magnitude : torch.Tensor, shape ``(nx, ny, nz)``
+            ``|S|`` at the cell centres, in ``u_tau / h``.
+        """
+        delta = filter_width(ops)
+        s = _symmetric_components(strain_rate(velocity_gradient(ops, u, v, w)))
+        magnitude = torch.sqrt(2.0 * _contract_symmetric(s, s))
+
+        centres = torch.stack(ops.to_centres(u, v, w))
+        centres_f = _test_filter_xz(centres)
+        products = torch.stack([centres[i] * centres[j] for i, j in _SYM_PAIRS])
+        resolved = torch.stack([centres_f[i] * centres_f[j] for i, j in _SYM_PAIRS])
+        leonard = _deviatoric_symmetric(_test_filter_xz(products) - resolved)
+
+        s_f = _test_filter_xz(s)
+        magnitude_f = torch.sqrt(2.0 * _contract_symmetric(s_f, s_f))
+        model = 2.0 * delta**2 * (_test_filter_xz(magnitude * s) - self.alpha_squared * magnitude_f * s_f)
+        model = _deviatoric_symmetric(model)
+
+        numerator = _contract_symmetric(leonard, model).mean(dim=(0, 2))
+        denominator = _contract_symmetric(model, model).mean(dim=(0, 2))
+        positive = denominator > 0
+        safe = torch.where(positive, denominator, torch.ones_like(denominator))
+        coefficient = torch.where(positive, numerator / safe, torch.zeros_like(numerator))
+        return coefficient, magnitude
+
+    def eddy_viscosity(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> torch.Tensor:
+        coefficient, magnitude = self.coefficient(ops, u, v, w)
+        applied = coefficient.clamp(min=0.0) if self.clip else coefficient
+        self.last_unclipped_coefficient = coefficient.detach()
+        self.last_coefficient = applied.detach()
+        return applied.view(1, -1, 1) * filter_width(ops) ** 2 * magnitude
+
+
+SGS_MODELS: dict[str, type[EddyViscosityModel]] = {
+    cls.name: cls for cls in (Smagorinsky, WALE, DynamicSmagorinsky)
+}
+
+
+def build_sgs_model(name: str, **params: Any) -> EddyViscosityModel:
+    """Build a subgrid-scale model from its registry name.
+
+    Parameters
+    ----------
+    name
+        One of ``"smagorinsky"``, ``"wale"``, ``"dynamic_smagorinsky"`` (case and ``-``/``_``
+        insensitive).
+    **params
+        Constructor arguments of the model, e.g. ``cs=0.1``.
+
+    Returns
+    -------
+    EddyViscosityModel
+        The model.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the valid names and the closest match) or parameters the
+        model does not accept.
+    """
+    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in SGS_MODELS:
+        valid = ", ".join(repr(k) for k in SGS_MODELS)
+        close = difflib.get_close_matches(key, list(SGS_MODELS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown subgrid-scale model {name!r}: valid names are {valid}{hint}")
+    cls = SGS_MODELS[key]
+    try:
+        return cls(**params)
+    except TypeError as error:
+        raise ValueError(f"invalid parameters for subgrid-scale model {key!r}: {error}") from error
