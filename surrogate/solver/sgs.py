@@ -318,7 +318,8 @@ class Smagorinsky(EddyViscosityModel):
     streamwise velocity ``U`` of its first cell: ``u_tau,wall = sqrt(nu |U_first| / d_first)``
     (``d_first = y_0`` for the lower wall and ``2 - y_{ny-1}`` for the upper one). A wall with
     no mean shear therefore gets ``D = 0`` throughout its half of the channel. Cells with
-    ``y <= 1`` belong to the lower wall. Without damping ``D = 1``.
+    ``y <= 1`` belong to the lower wall (a cell on the centreline, odd ``ny``, is equally far
+    from both walls and may be assigned to either within round-off). Without damping ``D = 1``.
 
     Parameters
     ----------
@@ -338,6 +339,7 @@ class Smagorinsky(EddyViscosityModel):
         self.van_driest = bool(van_driest)
 
     def parameters(self) -> dict[str, Any]:
+        """``{"cs", "a_plus", "van_driest"}``."""
         return {"cs": self.cs, "a_plus": self.a_plus, "van_driest": self.van_driest}
 
     def _nu_t_from_gradient(
@@ -367,7 +369,8 @@ class Smagorinsky(EddyViscosityModel):
         ``y+`` is measured from the nearest wall with that wall's friction velocity (see the
         class docstring). Returns ones when ``van_driest`` is off.
         """
-        y = torch.as_tensor(ops.grid.y, dtype=u.dtype, device=u.device).view(1, -1, 1)
+        y = torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy  # cell centres, (1, ny, 1)
+        y = y.to(dtype=u.dtype, device=u.device)
         if not self.van_driest:
             return torch.ones_like(y)
         mean = u.mean(dim=(0, 2))
@@ -382,6 +385,8 @@ class Smagorinsky(EddyViscosityModel):
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> torch.Tensor:
+        """``nu_t = (C_s Delta D)^2 |S|``, shape ``(nx, ny, nz)``, in ``u_tau h``; ``nu`` (in
+        ``u_tau h``) sets the wall units of the damping."""
         g = velocity_gradient(ops, u, v, w)
         return self._nu_t_from_gradient(g, filter_width(ops), self.damping(ops, u, nu))
 
@@ -398,12 +403,13 @@ class WALE(EddyViscosityModel):
     off as ``y^3`` without any damping function. It does not vanish for a solid-body rotation
     (there ``S = 0`` and ``nu_t = (C_w Delta)^2 (S^d_ij S^d_ij)^(1/4)``).
 
-    Round-off guard: writing ``a = S_ij S_ij`` and ``b = sqrt(S^d_ij S^d_ij)`` (both in
-    ``(u_tau/h)^2``), the ratio is evaluated as
-    ``sqrt(m) b'^3 / (a'^(5/2) + b'^(5/2))`` with ``m = max(a, b) + eps``, ``a' = a / m``,
-    ``b' = b / m`` and ``eps`` the smallest normal number of the dtype, so that it neither
-    overflows nor underflows for any gradient magnitude and gives ``nu_t = 0`` for ``g = 0``
-    (the ``0/0`` case).
+    Evaluation and round-off guard: the ratio is homogeneous of degree one in ``g``, so it is
+    computed for ``g' = g / m`` with ``m = max_ij |g_ij|`` (entries of order one: no power of
+    the gradient over- or underflows) and multiplied by ``m``. The denominator gets
+    ``eps = torch.finfo(dtype).tiny`` (the smallest normal number, 2.2e-308 in float64) added,
+    which only matters in the ``0/0`` case ``g = 0``, where it gives ``nu_t = 0``; for any
+    ``g != 0`` the normalised denominator is of order one (``S^d = 0`` and ``S = 0`` together
+    imply ``g = 0``).
 
     Parameters
     ----------
@@ -419,6 +425,7 @@ class WALE(EddyViscosityModel):
         self.cw = _positive_constant("WALE", "cw", cw)
 
     def parameters(self) -> dict[str, Any]:
+        """``{"cw"}``."""
         return {"cw": self.cw}
 
     def _nu_t_from_gradient(self, g: torch.Tensor, delta: torch.Tensor | float) -> torch.Tensor:
@@ -436,22 +443,25 @@ class WALE(EddyViscosityModel):
         torch.Tensor
             ``nu_t`` with shape ``g.shape[2:]``, in ``u_tau h``.
         """
+        # the ratio is homogeneous of degree one in g: evaluate it for g / max|g_ij| (entries of
+        # order one, so that no power over- or underflows) and rescale
+        scale = g.abs().amax(dim=(0, 1))
+        g = g / torch.where(scale > 0, scale, torch.ones_like(scale))
         g2 = torch.einsum("ik...,kj...->ij...", g, g)
         sd = strain_rate(g2)
         trace = g2[0, 0] + g2[1, 1] + g2[2, 2]
         eye = torch.eye(3, dtype=g.dtype, device=g.device).view(3, 3, *([1] * (g.dim() - 2)))
         sd = sd - eye * (trace / 3.0)
         s = strain_rate(g)
-        a = (s * s).sum(dim=(0, 1))
-        b = torch.sqrt((sd * sd).sum(dim=(0, 1)))
-        scale = torch.maximum(a, b) + torch.finfo(g.dtype).tiny
-        a_n, b_n = a / scale, b / scale
-        ratio = torch.sqrt(scale) * b_n**3 / (a_n**2.5 + b_n**2.5)
-        return (self.cw * delta) ** 2 * ratio
+        ss = (s * s).sum(dim=(0, 1))
+        sdsd = (sd * sd).sum(dim=(0, 1))
+        ratio = sdsd**1.5 / (ss**2.5 + sdsd**1.25 + torch.finfo(g.dtype).tiny)
+        return (self.cw * delta) ** 2 * scale * ratio
 
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> torch.Tensor:
+        """WALE ``nu_t``, shape ``(nx, ny, nz)``, in ``u_tau h`` (independent of ``nu``)."""
         return self._nu_t_from_gradient(velocity_gradient(ops, u, v, w), filter_width(ops))
 
 
@@ -470,9 +480,10 @@ class DynamicSmagorinsky(EddyViscosityModel):
       ``M_ij = 2 Delta^2 [ ~(|S| S_ij) - alpha^2 |~S| ~S_ij ]``; the filter commutes with the
       discrete derivatives (shift-invariant in ``x, z``, acting along other directions than
       ``y``), so ``~S_ij`` is the strain rate of the filtered velocity;
-    * ``C = <L^d_ij M^d_ij> / <M^d_ij M^d_ij>`` with ``<.>`` the average over the ``x-z``
-      plane and ``^d`` the deviatoric part (equal to ``M`` itself for a divergence-free
-      field); ``C = 0`` where ``<M^d_ij M^d_ij> = 0``.
+    * ``C = <L_ij M^d_ij> / <M^d_ij M^d_ij>`` with ``<.>`` the average over the ``x-z``
+      plane and ``^d`` the deviatoric part (``M^d = M`` for a divergence-free field; the
+      isotropic part of ``L`` drops out of the contraction, ``L_ij M^d_ij = L^d_ij M^d_ij``);
+      ``C = 0`` where ``<M^d_ij M^d_ij> = 0`` (e.g. a quiescent plane).
 
     Width ratio ``alpha``: the filter is taken as a box of width ``r dx`` in ``x`` and ``r dz``
     in ``z`` (``r = test_filter_ratio``; ``r = 2`` is the trapezoidal-rule view of the
@@ -516,6 +527,7 @@ class DynamicSmagorinsky(EddyViscosityModel):
         return self.test_filter_ratio ** (4.0 / 3.0)
 
     def parameters(self) -> dict[str, Any]:
+        """``{"test_filter_ratio", "clip"}``."""
         return {"test_filter_ratio": self.test_filter_ratio, "clip": self.clip}
 
     def coefficient(
@@ -526,7 +538,7 @@ class DynamicSmagorinsky(EddyViscosityModel):
         Returns
         -------
         coefficient : torch.Tensor, shape ``(ny,)``
-            Unclipped ``C(y) = <L^d_ij M^d_ij> / <M^d_ij M^d_ij>`` (dimensionless).
+            Unclipped ``C(y) = <L_ij M^d_ij> / <M^d_ij M^d_ij>`` (dimensionless).
         magnitude : torch.Tensor, shape ``(nx, ny, nz)``
             ``|S|`` at the cell centres, in ``u_tau / h``.
         """
@@ -538,7 +550,7 @@ class DynamicSmagorinsky(EddyViscosityModel):
         centres_f = _test_filter_xz(centres)
         products = torch.stack([centres[i] * centres[j] for i, j in _SYM_PAIRS])
         resolved = torch.stack([centres_f[i] * centres_f[j] for i, j in _SYM_PAIRS])
-        leonard = _deviatoric_symmetric(_test_filter_xz(products) - resolved)
+        leonard = _test_filter_xz(products) - resolved  # L_ij M^d_ij = L^d_ij M^d_ij
 
         s_f = _test_filter_xz(s)
         magnitude_f = torch.sqrt(2.0 * _contract_symmetric(s_f, s_f))
@@ -555,6 +567,9 @@ class DynamicSmagorinsky(EddyViscosityModel):
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> torch.Tensor:
+        """``nu_t = C(y) Delta^2 |S|`` (``C >= 0`` with ``clip``), shape ``(nx, ny, nz)``, in
+        ``u_tau h`` (independent of ``nu``); updates ``last_coefficient`` and
+        ``last_unclipped_coefficient``."""
         coefficient, magnitude = self.coefficient(ops, u, v, w)
         applied = coefficient.clamp(min=0.0) if self.clip else coefficient
         self.last_unclipped_coefficient = coefficient.detach()
