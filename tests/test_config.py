@@ -85,7 +85,7 @@ def test_unknown_key_suggests_closest(tmp_path):
     assert "edited.yaml" in message
     assert "solver.cfll" in message
     assert "did you mean 'cfl'" in message
-    assert "cfl, device, dt, dtype" in message
+    assert "cfl, compile, device, dt, dtype" in message
 
 
 def test_unknown_top_level_key(tmp_path):
