@@ -2,6 +2,7 @@
 
 ``surrogate dns CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` runs a channel-flow
 case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002``).
+``surrogate les CASE ...`` does the same for a case with a subgrid-model (``sgs``) section.
 """
 
 from __future__ import annotations
@@ -29,18 +30,29 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="surrogate", description="Turbulent channel flow: DNS, LES and neural-operator surrogates."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dns = commands.add_parser("dns", help="run a direct numerical simulation case")
-    _add_case_arguments(dns)
-    start = dns.add_mutually_exclusive_group()
-    start.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
-    start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
+    for name, text in (
+        ("dns", "run a direct numerical simulation case"),
+        ("les", "run a large-eddy simulation case (a case with an sgs section)"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        _add_case_arguments(sub)
+        start = sub.add_mutually_exclusive_group()
+        start.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+        start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
     return parser
 
 
-def _run_dns(args: argparse.Namespace) -> int:
+def _run_simulation(args: argparse.Namespace) -> int:
     from .solver.simulation import run_case
 
     case = load_case(args.case, args.overrides)
+    if args.command == "dns" and case.sgs is not None:
+        raise ConfigError(f"{args.case} has an 'sgs' section (model {case.sgs.model!r}): run it with 'surrogate les'")
+    if args.command == "les" and case.sgs is None:
+        raise ConfigError(
+            f"{args.case} has no 'sgs' section: an LES case needs one, e.g. 'sgs: {{model: wale}}' "
+            "(models: smagorinsky, wale, dynamic_smagorinsky, none)"
+        )
     run_case(case, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     return 0
 
@@ -56,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = [*getattr(args, "overrides", []), *extra]
-    handlers = {"dns": _run_dns}
+    handlers = {"dns": _run_simulation, "les": _run_simulation}
     try:
         return handlers[args.command](args)
     except (ConfigError, FieldError, FileNotFoundError, FileExistsError, RunFolderError) as exc:

@@ -704,8 +704,25 @@ def _check_placeholders(template: str) -> None:
 
 
 @dataclass
+class SGSConfig:
+    """Subgrid-scale section of an LES case.
+
+    ``model`` is ``smagorinsky`` (parameters ``cs``, ``a_plus``, ``van_driest``), ``wale``
+    (``cw``), ``dynamic_smagorinsky`` (``test_filter_ratio``, ``clip``) or ``none`` (the
+    no-model control run on the LES grid). Unset parameters take the model's defaults.
+    """
+
+    model: Literal["smagorinsky", "wale", "dynamic_smagorinsky", "none"]
+    parameters: dict[str, float | bool] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """The no-model control takes no parameters."""
+        _require(self.model != "none" or not self.parameters, "model 'none' takes no parameters")
+
+
+@dataclass
 class CaseConfig:
-    """A DNS case: the root of a case file run by ``surrogate dns CASE``."""
+    """A channel-flow case: run by ``surrogate dns CASE``, or ``surrogate les CASE`` with ``sgs``."""
 
     name: str
     grid: GridConfig
@@ -713,6 +730,7 @@ class CaseConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     initial: InitialConfig = field(default_factory=InitialConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    sgs: SGSConfig | None = None
     description: str = ""
 
     def validate(self) -> None:

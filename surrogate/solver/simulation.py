@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import time as wallclock
 from pathlib import Path
@@ -26,19 +27,30 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..config import CaseConfig, config_hash, dump_config
+from ..config import CaseConfig, ConfigError, config_hash, dump_config
 from ..fields import FieldWriter, open_fields
 from ..grid import ChannelGrid
 from .channel import ChannelSolver, ChannelState
 from .checkpoint import load_checkpoint, save_checkpoint
+from .sgs import EddyViscosityModel, build_sgs_model
 
-__all__ = ["build_solver", "initial_state", "run_case", "RunFolderError"]
+__all__ = ["build_sgs", "build_solver", "initial_state", "run_case", "RunFolderError"]
 
 DIAGNOSTIC_COLUMNS = ("time", "step", "bulk_velocity", "pressure_gradient", "re_tau_wall", "max_divergence", "wall_seconds")
 
 
 class RunFolderError(RuntimeError):
     """The run folder holds something that does not fit the requested start or resume."""
+
+
+def build_sgs(case: CaseConfig) -> EddyViscosityModel | None:
+    """The subgrid model of a case's ``sgs`` section (``None`` for DNS and the no-model control)."""
+    if case.sgs is None or case.sgs.model == "none":
+        return None
+    try:
+        return build_sgs_model(case.sgs.model, **case.sgs.parameters)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"case {case.name!r}: bad value in 'sgs.parameters': {exc}") from None
 
 
 def build_solver(case: CaseConfig) -> ChannelSolver:
@@ -49,6 +61,7 @@ def build_solver(case: CaseConfig) -> ChannelSolver:
         case.physics.re_tau,
         case.physics.forcing,
         bulk_velocity=case.physics.bulk_velocity,
+        sgs=build_sgs(case),
         cfl=case.solver.cfl,
         device=case.solver.device,
         dtype=getattr(torch, case.solver.dtype),
@@ -158,7 +171,12 @@ def run_case(
             re_tau=solver.re_tau,
             dtype=case.run.snapshot_dtype,
             pressure=True,
-            attrs={"source": "surrogate.ChannelSolver", "case": case.name, "forcing": solver.forcing},
+            attrs={
+                "source": "surrogate.ChannelSolver",
+                "case": case.name,
+                "forcing": solver.forcing,
+                "sgs_model": json.dumps(solver.sgs.describe()) if solver.sgs is not None else "none",
+            },
             overwrite=True,
         )
     with open(folder / "case.yaml", "w") as handle:
