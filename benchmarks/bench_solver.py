@@ -12,31 +12,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import torch
 
 from surrogate.grid import ChannelGrid
 from surrogate.solver.channel import ChannelSolver
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _seconds(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    _synchronize(device)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _synchronize(device)
-        samples.append(time.perf_counter() - start)
-    samples.sort()
-    return samples[len(samples) // 2]
+from timing import median_seconds
 
 
 def benchmark(n: int, device: torch.device, dtype: torch.dtype, compile: bool, repeats: int) -> dict:
@@ -45,14 +26,14 @@ def benchmark(n: int, device: torch.device, dtype: torch.dtype, compile: bool, r
     state = solver.initial_condition("turbulent", seed=0)
     dt = 0.5 * solver.stable_dt(state)
     solver.step(state, dt)  # compile / warm caches for this dt
-    step = _seconds(lambda: solver.step(state, dt), device, repeats)
+    step = median_seconds(lambda: solver.step(state, dt), device, repeats)
     fields = [state.u, state.u.clone(), state.w]
 
     def fft_round_trip():
         for field in fields:
             torch.fft.irfftn(torch.fft.rfftn(field), s=field.shape)
 
-    fft = _seconds(fft_round_trip, device, repeats)
+    fft = median_seconds(fft_round_trip, device, repeats)
     return {"grid": f"{n}x{n + 1}x{n}", "step_s": step, "fft_s": fft, "ratio": step / fft}
 
 

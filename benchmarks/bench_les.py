@@ -1,0 +1,56 @@
+"""Cost of an LES time step with each subgrid model relative to the no-model solver.
+
+One step is an adaptive one (the CFL and eddy-viscosity time-step bound, whose ``nu_t`` the
+first substep reuses, and the three RK3 substeps). Both are measured in the same run on the same grid and state (aim on a CPU: Smagorinsky and
+WALE at most 1.3x, dynamic Smagorinsky at most 2x).
+
+    python benchmarks/bench_les.py                      # the IFactFormer-m LES grid and 64^3
+    python benchmarks/bench_les.py --device cuda --compiled
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+
+from surrogate.grid import ChannelGrid
+from surrogate.solver.channel import ChannelSolver
+from surrogate.solver.sgs import build_sgs_model
+from timing import median_seconds
+
+GRIDS = {
+    "32x33x16 (4pi x 2 x 4pi/3)": ChannelGrid(32, 33, 16, lx=4 * math.pi, lz=4 * math.pi / 3, stretching=2.0),
+    "64x65x64 (2pi x 2 x pi)": ChannelGrid(64, 65, 64, lx=2 * math.pi, lz=math.pi, stretching=2.0),
+}
+MODELS = ["none", "smagorinsky", "wale", "dynamic_smagorinsky"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--compiled", action="store_true", help="fuse substeps with torch.compile")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    print(f"device {device}, {args.dtype}, {'compiled' if args.compiled else 'eager'}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'grid':>28} {'model':>20} {'step [ms]':>10} {'vs no model':>12}")
+    for label, grid in GRIDS.items():
+        state = ChannelSolver(grid, 180.0, device=device, dtype=dtype).initial_condition("turbulent", seed=0)
+        baseline = None
+        for name in MODELS:
+            sgs = None if name == "none" else build_sgs_model(name)
+            solver = ChannelSolver(
+                grid, 180.0, "constant_flow_rate", sgs=sgs, device=device, dtype=dtype, compile=args.compiled
+            )
+            # one adaptive step: time-step choice (with the model's nu_t) plus the RK3 step
+            seconds = median_seconds(lambda: solver.run(state, steps=1), device, args.repeats)
+            baseline = baseline or seconds
+            print(f"{label:>28} {name:>20} {1e3 * seconds:10.2f} {seconds / baseline:11.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
