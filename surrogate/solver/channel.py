@@ -195,8 +195,9 @@ class ChannelSolver:
         return float((profile * self.ops.dy.view(-1)).sum() / 2.0)
 
     def _state_from_velocity(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, time: float) -> ChannelState:
+        """A divergence-free state; its pressure stays zero until the first time step computes it."""
         state = ChannelState(u, v, w, self._zeros(), time=float(time), pressure_gradient=self._initial_forcing())
-        return self.project(state)
+        return replace(self.project(state), p=self._zeros())
 
     def _initial_forcing(self) -> float:
         return 1.0 if self.forcing == "constant_pressure_gradient" else 0.0
