@@ -325,7 +325,7 @@ def compare_with_mkm(
     -------
     profiles_plus, reference, deviation
         The run's folded profiles in its own wall units (``attrs["re_tau_wall"]`` is the
-        Re_tau it reached), the MKM case nearest that Re_tau, and :func:`profile_deviation`
+        Re_tau it reached), the MKM case nearest the run's nominal Re_tau, and :func:`profile_deviation`
         plus ``re_tau`` (reached), ``n_snapshots`` and ``t_start``/``t_end`` of the window.
     """
     from .stats import friction_velocity, mean_profiles, wall_units
@@ -337,7 +337,7 @@ def compare_with_mkm(
     nu = float(ds.attrs["nu"])
     u_tau = friction_velocity(window)
     profiles_plus = wall_units(mean_profiles(window).compute(), u_tau, nu)
-    reference = load_mkm(u_tau / nu, reference_dir)
+    reference = load_mkm(float(ds.attrs["re_tau"]), reference_dir)  # the case's nominal Re_tau
     deviation = profile_deviation(profiles_plus, reference)
     deviation["re_tau"] = u_tau / nu
     deviation["n_snapshots"] = n_snapshots
