@@ -43,6 +43,24 @@ RK3_BETA = RK3_ALPHA
 RK3_REAL_AXIS_STABILITY = 2.51
 
 
+#: Compiled graphs kept per process: three Runge–Kutta stages for each compiled solver instance.
+COMPILED_GRAPH_LIMIT = 96
+
+
+def _allow_compiled_solvers() -> None:
+    """Let torch.compile keep the graphs of many solver instances in one process.
+
+    Each compiled :class:`ChannelSolver` specialises the substep to its own operators and stage,
+    three graphs per instance; dynamo's default limit of 8 graphs per function would otherwise
+    send the fourth instance back to eager execution without notice.
+    """
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), COMPILED_GRAPH_LIMIT))
+            return
+
+
 class SolverDivergedError(RuntimeError):
     """Raised when the velocity field stops being finite."""
 
@@ -170,6 +188,8 @@ class ChannelSolver:
         self._implicit_cache: dict[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._eddy_viscosity_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.compiled = compile
+        if compile:
+            _allow_compiled_solvers()
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
 
     # ------------------------------------------------------------------ states
