@@ -149,3 +149,23 @@ def test_plot_profiles(tmp_path: Path, mkm180: xr.Dataset) -> None:
     assert out == tmp_path / "figs" / "profiles.png"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+def test_compare_with_mkm_recovers_the_reference_from_a_field_built_on_it(mkm180: xr.Dataset) -> None:
+    from surrogate.fields import make_fields
+    from surrogate.grid import ChannelGrid
+    from surrogate.validation import compare_with_mkm
+
+    re_tau = float(mkm180.attrs["re_tau"])
+    grid = ChannelGrid(4, 96, 4, stretching=2.5)
+    wall_distance_plus = np.minimum(grid.y, 2.0 - grid.y) * re_tau
+    profile = np.interp(wall_distance_plus, mkm180["y_plus"].values, mkm180["U"].values)
+    u = np.broadcast_to(profile[None, :, None], (2, *grid.shape)).copy()
+    zeros = np.zeros_like(u)
+    ds = make_fields(grid, u, zeros, zeros, re_tau=re_tau, time=np.array([0.0, 1.0]))
+    profiles, reference, deviation = compare_with_mkm(ds, t_start=0.0)
+    assert reference.attrs["re_tau"] == re_tau
+    assert deviation["n_snapshots"] == 2
+    assert abs(deviation["re_tau"] / re_tau - 1.0) < 0.01
+    assert deviation["U"] < 0.1
+    assert float(profiles["u_rms"].max()) < 1e-12
