@@ -85,3 +85,15 @@ def test_diverging_run_keeps_its_last_checkpoint_and_no_complete_file(case_file,
     assert (folder / "fields.nc.partial").exists()
     state, _ = load_checkpoint(folder / "checkpoint.pt")
     assert state.time > 0 and bool(torch.isfinite(state.u).all())
+
+
+def test_resume_accepts_a_checkpoint_written_before_keys_were_added_to_the_schema(case_file, tmp_path):
+    assert _run(case_file, tmp_path, "run.t_end=0.03") == 0
+    path = tmp_path / "tiny" / "checkpoint.pt"
+    payload = torch.load(path, weights_only=True)
+    for section, key in (("solver", "compile"), ("run", "snapshot_dtype")):
+        payload["meta"]["case"][section].pop(key)
+    payload["meta"]["case"].pop("sgs")
+    payload["meta"]["physics_hash"] = "written by an older schema"
+    torch.save(payload, path)
+    assert _run(case_file, tmp_path, "--resume") == 0

@@ -27,7 +27,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..config import CaseConfig, ConfigError, config_hash, dump_config
+from ..config import CaseConfig, ConfigError, config_hash, dump_config, load_case
 from ..fields import FieldWriter, open_fields
 from ..grid import ChannelGrid
 from .channel import ChannelSolver, ChannelState
@@ -85,6 +85,18 @@ def _physics_hash(case: CaseConfig) -> str:
     plain["solver"].pop("device")
     plain["solver"].pop("compile")
     return config_hash(plain)
+
+
+def _stored_physics_hash(meta: dict) -> str | None:
+    """Physics hash of the case stored in a checkpoint, read through the current case schema.
+
+    Keys added to the schema since the checkpoint was written take their defaults, so a newer
+    version of the package resumes an older run whose physics it would reproduce.
+    """
+    try:
+        return _physics_hash(load_case(meta["case"]))
+    except (KeyError, ConfigError):
+        return meta.get("physics_hash")
 
 
 def _next_event(time: float, interval: float) -> float:
@@ -147,7 +159,7 @@ def run_case(
 
     if resume:
         state, meta = load_checkpoint(checkpoint_path, device=solver.device, dtype=solver.dtype)
-        if meta.get("physics_hash") != physics_hash:
+        if _stored_physics_hash(meta) != physics_hash:
             raise RunFolderError(
                 f"{checkpoint_path} was written by a case with other physics, grid or numerics "
                 f"({meta.get('case_name')!r}); only run.t_end, run.steps and output settings may change on resume"
