@@ -110,12 +110,16 @@ class StaggeredOperators:
             _east(a, 2) - 2 * a + _west(a, 2)
         ) / self.dz**2
 
-    def d2y_centres(self, a: torch.Tensor) -> torch.Tensor:
-        """``d2a/dy2`` of a cell-centred quantity that vanishes on both walls, ``(nx, ny, nz)``."""
+    def ddy_at_faces(self, a: torch.Tensor) -> torch.Tensor:
+        """``da/dy`` on all ``ny + 1`` faces of a cell-centred quantity that vanishes on the walls."""
         inner = (a[:, 1:] - a[:, :-1]) * self.inv_dyc
         lower = a[:, :1] / self.wall_gap_lower
         upper = -a[:, -1:] / self.wall_gap_upper
-        flux = torch.cat([lower, inner, upper], dim=1)
+        return torch.cat([lower, inner, upper], dim=1)
+
+    def d2y_centres(self, a: torch.Tensor) -> torch.Tensor:
+        """``d2a/dy2`` of a cell-centred quantity that vanishes on both walls, ``(nx, ny, nz)``."""
+        flux = self.ddy_at_faces(a)
         return (flux[:, 1:] - flux[:, :-1]) * self.inv_dy
 
     def d2y_faces(self, v: torch.Tensor) -> torch.Tensor:
@@ -190,16 +194,8 @@ class StaggeredOperators:
         s_xx = (u - _west(u, 0)) / dx
         s_yy = (v[:, 1:] - v[:, :-1]) * self.inv_dy
         s_zz = (w - _west(w, 2)) / dz
-        du_dy = torch.cat(
-            [u[:, :1] / self.wall_gap_lower, (u[:, 1:] - u[:, :-1]) * self.inv_dyc, -u[:, -1:] / self.wall_gap_upper],
-            dim=1,
-        )
-        dw_dy = torch.cat(
-            [w[:, :1] / self.wall_gap_lower, (w[:, 1:] - w[:, :-1]) * self.inv_dyc, -w[:, -1:] / self.wall_gap_upper],
-            dim=1,
-        )
-        s_xy = 0.5 * (du_dy + (_east(v, 0) - v) / dx)  # (i+1/2, j_f, k), ny+1 faces
-        s_yz = 0.5 * (dw_dy + (_east(v, 2) - v) / dz)  # (i, j_f, k+1/2)
+        s_xy = 0.5 * (self.ddy_at_faces(u) + (_east(v, 0) - v) / dx)  # (i+1/2, j_f, k), ny+1 faces
+        s_yz = 0.5 * (self.ddy_at_faces(w) + (_east(v, 2) - v) / dz)  # (i, j_f, k+1/2)
         s_xz = 0.5 * ((_east(u, 2) - u) / dz + (_east(w, 0) - w) / dx)  # (i+1/2, j, k+1/2)
 
         # eddy viscosity on the edges (wall edges take the adjacent cell's value)
