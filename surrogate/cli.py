@@ -3,6 +3,10 @@
 ``surrogate dns CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` runs a channel-flow
 case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002``).
 ``surrogate les CASE ...`` does the same for a case with a subgrid-model (``sgs``) section.
+``surrogate dataset CASE [KEY=VALUE ...] [--overwrite] [--quiet]`` makes (or finishes) a
+filtered-DNS dataset from a dataset case file.
+``surrogate train CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains the surrogate of
+a training case; ``surrogate rollout CASE [KEY=VALUE ...] [--overwrite]`` rolls it out.
 """
 
 from __future__ import annotations
@@ -39,7 +43,45 @@ def _build_parser() -> argparse.ArgumentParser:
         start = sub.add_mutually_exclusive_group()
         start.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
         start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
+    sub = commands.add_parser("dataset", help="make a filtered-DNS dataset (run again to continue an unfinished one)")
+    _add_case_arguments(sub)
+    sub.add_argument("--overwrite", action="store_true", help="start afresh, deleting the folder's earlier dataset")
+    sub = commands.add_parser("train", help="train a surrogate (a training case); runs under torchrun too")
+    _add_case_arguments(sub)
+    start = sub.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
+    sub = commands.add_parser("rollout", help="roll a trained surrogate out autoregressively (a training case)")
+    _add_case_arguments(sub)
+    sub.add_argument("--overwrite", action="store_true", help="replace an earlier rollout.nc")
     return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train_case import load_train_case
+    from .training import train
+
+    train(load_train_case(args.case, args.overrides), resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from .rollout import rollout_case
+    from .train_case import load_train_case
+
+    result = rollout_case(load_train_case(args.case, args.overrides), overwrite=args.overwrite, progress=not args.quiet)
+    if not result.completed:
+        print(f"surrogate rollout: {result.status}; the {result.steps} steps before are in {result.path}", file=sys.stderr)
+        return 1
+    print(f"rollout of {result.steps} steps in {result.path}")
+    return 0
+
+
+def _make_dataset(args: argparse.Namespace) -> int:
+    from .data import generate_dataset, load_dataset_case
+
+    generate_dataset(load_dataset_case(args.case, args.overrides), overwrite=args.overwrite, progress=not args.quiet)
+    return 0
 
 
 def _run_simulation(args: argparse.Namespace) -> int:
@@ -60,7 +102,9 @@ def _run_simulation(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``surrogate`` console script; returns the exit status."""
     from .solver.channel import SolverDivergedError
+    from .data import DatasetFolderError, ManifestError
     from .solver.simulation import RunFolderError
+    from .training import TrainingError
 
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -68,10 +112,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = [*getattr(args, "overrides", []), *extra]
-    handlers = {"dns": _run_simulation, "les": _run_simulation}
+    handlers = {
+        "dns": _run_simulation,
+        "les": _run_simulation,
+        "dataset": _make_dataset,
+        "train": _train,
+        "rollout": _rollout,
+    }
     try:
         return handlers[args.command](args)
-    except (ConfigError, FieldError, FileNotFoundError, FileExistsError, RunFolderError) as exc:
+    except (
+        ConfigError,
+        FieldError,
+        FileNotFoundError,
+        FileExistsError,
+        RunFolderError,
+        DatasetFolderError,
+        ManifestError,
+        TrainingError,
+    ) as exc:
         print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SolverDivergedError as exc:

@@ -47,6 +47,7 @@ __all__ = [
     "apply_overrides",
     "dump_config",
     "config_hash",
+    "resolve_path",
     "GridConfig",
     "PhysicsConfig",
     "InitialConfig",
@@ -547,6 +548,15 @@ def config_hash(obj: Any, length: int = 12) -> str:
     plain = obj if isinstance(obj, Mapping) else dump_config(obj)
     text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:length]
+
+
+def resolve_path(item: str, base: Path) -> Path:
+    """A path from a case file: ``item`` relative to the case file's folder ``base`` where it
+    exists there, else as given (absolute, or relative to the working directory)."""
+    path = Path(item).expanduser()
+    if path.is_absolute() or not (base / path).exists():
+        return path
+    return base / path
 
 
 # ====================================================================== the DNS case schema

@@ -42,6 +42,7 @@ __all__ = [
     "make_fields",
     "check_fields",
     "open_fields",
+    "provenance_attrs",
     "write_fields",
     "FieldWriter",
 ]
@@ -201,6 +202,19 @@ def _global_attrs(grid: ChannelGrid, re_tau: float, extra: Mapping[str, Any] | N
         attrs[key] = value
     attrs.update(physical)
     return attrs
+
+
+_WRITTEN_ATTRS = ("re_tau", "nu", "lx", "lz", "Conventions", "created", "surrogate_version", "complete")
+
+
+def provenance_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance part of a field Dataset's ``attrs`` (``source``, ``case``, filter, ...).
+
+    Drops what :func:`make_fields` and :class:`FieldWriter` write themselves (``re_tau``, ``nu``,
+    the box lengths and ``grid_*`` attributes, ``Conventions``, ``created``, the package version,
+    the ``complete`` flag), so the result can be passed as ``attrs`` for a field on another grid.
+    """
+    return {key: value for key, value in attrs.items() if key not in _WRITTEN_ATTRS and not key.startswith("grid_")}
 
 
 def _netcdf_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -692,8 +706,14 @@ class FieldWriter:
         self._count += 1
         self._last_time = time
 
-    def finalize(self) -> Path:
+    def finalize(self, attrs: Mapping[str, Any] | None = None) -> Path:
         """Mark the file complete and rename it to :attr:`path` atomically.
+
+        Parameters
+        ----------
+        attrs
+            Global attributes known only at the end (e.g. how a rollout ended), stored as in
+            :func:`make_fields`.
 
         Returns
         -------
@@ -704,6 +724,7 @@ class FieldWriter:
             return self._path
         nc, self._nc = self._nc, None
         try:
+            nc.setncatts(_netcdf_attrs(attrs or {}))
             nc.setncattr("complete", 1)
         finally:
             nc.close()

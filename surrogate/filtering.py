@@ -59,7 +59,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from .fields import check_fields, make_fields
+from .fields import check_fields, make_fields, provenance_attrs
 from .grid import ChannelGrid
 
 __all__ = ["filter_to_grid", "wall_normal_matrix"]
@@ -72,8 +72,6 @@ _WALL_NORMAL = ("average", "interpolate")
 _FIELDS = ("u", "v", "w", "p")
 _VELOCITIES = ("u", "v", "w")
 _LENGTH_RTOL = 1e-12
-# Attributes make_fields writes itself (or that describe the source file, not the result).
-_DROPPED_ATTRS = ("re_tau", "nu", "lx", "lz", "Conventions", "created", "surrogate_version", "complete")
 
 
 def filter_to_grid(
@@ -159,7 +157,7 @@ def filter_to_grid(
     else:
         arrays = {name: value[0] for name, value in out.items()}
         time = ds["time"].values.item() if "time" in ds.coords else None
-    attrs = {key: value for key, value in ds.attrs.items() if key not in _DROPPED_ATTRS and not key.startswith("grid_")}
+    attrs = provenance_attrs(ds.attrs)
     attrs.update(
         filter_horizontal=horizontal,
         filter_wall_normal=wall_normal,

@@ -1,0 +1,157 @@
+"""Dataset case files: how a filtered-DNS dataset is made.
+
+A dataset case is a YAML file run by ``surrogate dataset CASE``::
+
+    name: dataset_quick
+    source:
+      case: quick.yaml          # DNS case file (relative to this file) run once per trajectory ...
+      trajectories: 2           # ... with initial.seed = seed, seed + 1, ...
+      seed: 0
+      t_start: 2.0              # snapshots before this time (the transient) are not used
+      # fields: [a.nc, b.nc]    # ... or existing DNS field files, one per trajectory
+    coarse_grid: {nx: 16, ny: 17, nz: 16, stretching: 2.0}
+    filter: {horizontal: box, wall_normal: average}
+    dt_snapshot: 0.25           # spacing of the dataset's snapshots in h/u_tau
+    split: {test: 0.2, by: trajectory}
+    output: datasets/{name}
+
+Times are in h/u_tau, lengths in channel half-heights h. The coarse grid takes the box lengths
+``lx`` and ``lz`` of the DNS (filtering needs the same periodic box).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+from ..config import _check_placeholders, _require, load_config, resolve_path
+
+__all__ = ["CoarseGridConfig", "DatasetCase", "FilterConfig", "SourceConfig", "SplitConfig", "load_dataset_case"]
+
+
+@dataclass
+class SourceConfig:
+    """Where the DNS snapshots come from.
+
+    Either ``case`` (a DNS case file, run ``trajectories`` times from initial seeds ``seed``,
+    ``seed + 1``, ... with ``overrides`` applied, its snapshots written every ``dt_snapshot``) or
+    ``fields`` (existing DNS field files, one trajectory each). Snapshots before ``t_start``
+    (h/u_tau) are skipped.
+    """
+
+    case: str | None = None
+    fields: list[str] = field(default_factory=list)
+    trajectories: int = 1
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+    t_start: float = 0.0
+
+    def validate(self) -> None:
+        """Exactly one of ``case`` and ``fields``; counts and times in range."""
+        _require(
+            (self.case is None) != (not self.fields),
+            "give exactly one of 'case' (a DNS case file to run) and 'fields' (existing DNS field files)",
+        )
+        _require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
+        _require(not self.fields or self.trajectories == 1, "'trajectories' counts DNS runs of 'case'; with 'fields' each file is one")
+        _require(not self.fields or not self.overrides, "'overrides' apply to 'case'; they cannot change existing 'fields'")
+        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _require(math.isfinite(self.t_start) and self.t_start >= 0, f"t_start must be >= 0 (h/u_tau), got {self.t_start}")
+
+    @property
+    def n_trajectories(self) -> int:
+        """Number of trajectories the source yields."""
+        return len(self.fields) if self.fields else self.trajectories
+
+
+@dataclass
+class CoarseGridConfig:
+    """The coarse (LES / surrogate) grid: cell counts and wall-normal stretching.
+
+    ``lx`` and ``lz`` default to the DNS box; if given they must equal it.
+    """
+
+    nx: int
+    ny: int
+    nz: int
+    stretching: float = 0.0
+    lx: float | None = None
+    lz: float | None = None
+
+    def validate(self) -> None:
+        """Positive cell counts, ``ny >= 2``, ``stretching >= 0``."""
+        for name in ("nx", "ny", "nz"):
+            _require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
+        _require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
+        _require(math.isfinite(self.stretching) and self.stretching >= 0, f"stretching must be >= 0, got {self.stretching}")
+
+
+@dataclass
+class FilterConfig:
+    """The filter (see :func:`surrogate.filtering.filter_to_grid`)."""
+
+    horizontal: Literal["spectral", "box"] = "box"
+    wall_normal: Literal["average", "interpolate"] = "average"
+
+
+@dataclass
+class SplitConfig:
+    """Train/test split.
+
+    ``by: trajectory`` puts the last ``ceil(test * n)`` trajectories in the test split (needs at
+    least two trajectories when ``test > 0``); ``by: time`` cuts every trajectory, the first
+    ``1 - test`` of its snapshots for training and the rest for testing.
+    """
+
+    test: float = 0.2
+    by: Literal["trajectory", "time"] = "trajectory"
+
+    def validate(self) -> None:
+        """``0 <= test < 1``."""
+        _require(0 <= self.test < 1, f"test must be a fraction in [0, 1), got {self.test}")
+
+
+@dataclass
+class DatasetCase:
+    """A filtered-DNS dataset: source, coarse grid, filter, snapshot spacing, split, output."""
+
+    name: str
+    source: SourceConfig
+    coarse_grid: CoarseGridConfig
+    dt_snapshot: float
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    dtype: Literal["float32", "float64"] = "float32"
+    pressure: bool = False
+    output: str = "datasets/{name}"
+    description: str = ""
+
+    def validate(self) -> None:
+        """A usable name, a positive snapshot spacing and a valid output template."""
+        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
+        _require(math.isfinite(self.dt_snapshot) and self.dt_snapshot > 0, f"dt_snapshot must be positive (h/u_tau), got {self.dt_snapshot}")
+        _check_placeholders(self.output)
+
+    def output_dir(self) -> Path:
+        """The dataset folder: ``output`` with ``{name}`` replaced."""
+        return Path(self.output.format(name=self.name))
+
+
+def load_dataset_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> DatasetCase:
+    """Load a dataset case file; relative ``source.case`` and ``source.fields`` paths are resolved
+    against the case file's folder (against the working directory for a mapping).
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys, wrong types or values, naming the key and what was expected.
+    """
+    case = load_config(DatasetCase, path, overrides)
+    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    if case.source.case is not None:
+        case.source.case = str(resolve_path(case.source.case, base))
+    case.source.fields = [str(resolve_path(item, base)) for item in case.source.fields]
+    return case
