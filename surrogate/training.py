@@ -1,0 +1,440 @@
+r"""Training a surrogate on a filtered-DNS dataset: ``surrogate train CASE``.
+
+The loss of one sample is the relative L2 error of the predicted next state in physical units
+(u_tau), as in the IFactFormer-m study,
+
+.. math:: \mathcal{L} = \frac{\lVert \hat q - q \rVert_2}{\lVert q \rVert_2},
+
+averaged over the batch and, with ``n_target > 1``, over an autoregressive unroll of
+``n_target`` steps (each prediction fed back as input). Optional penalties: the mean square
+size of the part of the prediction that is not divergence-free, relative to the rest
+(``divergence_weight``, see :mod:`surrogate.projection`), and the relative L2 error of the amplitude of the x-z Fourier
+coefficients, i.e. of the energy spectrum (``spectral_weight``).
+
+AdamW with a step, warm-up + cosine or one-cycle schedule (stepped per batch), gradient
+clipping, optional bfloat16 autocast. The run folder holds
+
+* ``checkpoint.pt`` — the last finished epoch: model name, arguments and weights, optimiser,
+  schedule, epoch, RNG states, normalisation statistics, the case (written atomically);
+* ``best.pt`` — the model with the lowest test loss so far (what ``surrogate rollout`` uses);
+* ``metrics.csv`` — one row per epoch: losses, learning rate, wall time, throughput;
+* ``case.yaml`` — the case as run.
+
+Batches are drawn from a permutation seeded by ``(seed, epoch)``, so ``--resume`` reaches the
+same weights as an uninterrupted run on the CPU (deterministic mode). Under ``torchrun`` with
+``N`` processes each global batch is split between the ranks (``batch[r::N]``) and each rank's
+loss is scaled so that the averaged gradient equals the single-process gradient of the whole
+batch: the loss curve matches one process to round-off.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from tqdm.auto import tqdm
+
+from .config import ConfigError, dump_config
+from .data import Normalization, WindowDataset
+from .projection import CentredProjection
+from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
+from .train_case import TrainCase
+
+__all__ = [
+    "TrainingError",
+    "divergence_error",
+    "load_trained_model",
+    "relative_l2",
+    "spectral_error",
+    "train",
+]
+
+METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "lr", "seconds", "samples_per_second")
+
+
+class TrainingError(RuntimeError):
+    """A training run cannot start or continue (folder, checkpoint or loss problem)."""
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relative L2 error per sample, ``||pred - target|| / ||target||``, shape ``(batch,)``.
+
+    ``pred`` and ``target`` have shape ``(batch, ...)``.
+    """
+    diff = (pred - target).flatten(1).norm(dim=1)
+    return diff / target.flatten(1).norm(dim=1).clamp_min(torch.finfo(target.dtype).tiny)
+
+
+def divergence_error(pred: torch.Tensor, projection: CentredProjection) -> torch.Tensor:
+    """Relative size of the part of ``pred`` that is not divergence-free, ``||q - P q|| / ||P q||``, ``(batch,)``.
+
+    ``pred``: velocities ``(batch, 3, nx, ny, nz)``; ``P`` the projection of
+    :class:`~surrogate.projection.CentredProjection`.
+    """
+    return relative_l2(pred, projection(pred))
+
+
+def spectral_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Relative L2 error of the amplitudes ``|q_hat(k_x, y, k_z)|`` per sample, shape ``(batch,)``.
+
+    ``pred``, ``target``: ``(batch, n_var, nx, ny, nz)``; transforms over x and z.
+    """
+    a = torch.fft.rfftn(pred.float(), dim=(2, 4)).abs()
+    b = torch.fft.rfftn(target.float(), dim=(2, 4)).abs()
+    return relative_l2(a, b)
+
+
+# ---------------------------------------------------------------------------- distributed
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world_size)``, initialising the process group under ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("SURROGATE_BACKEND") != "gloo" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(values: list[float], device: torch.device) -> list[float]:
+    if not dist.is_initialized():
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def _schedule(optimizer: torch.optim.Optimizer, training: Any, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    total = training.epochs * steps_per_epoch
+    if training.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=training.lr, total_steps=total)
+    if training.schedule == "step":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: training.gamma ** ((step // steps_per_epoch) // training.step_size)
+        )
+    warmup = training.warmup_epochs * steps_per_epoch
+
+    def cosine(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int, limit: int | None) -> list[torch.Tensor]:
+    """The epoch's global batches: a permutation of ``range(n)`` seeded by ``(seed, epoch)``."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    batches = list(torch.randperm(n, generator=generator).split(batch_size))
+    return batches[:limit] if limit else batches
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class _Run:
+    """One training run: data, model, optimiser, and the loops over epochs and batches."""
+
+    def __init__(self, case: TrainCase, progress: bool, echo: Callable[[str], None]) -> None:
+        self.case, self.progress, self.echo = case, progress, echo
+        self.rank, self.world = _distributed()
+        training, data = case.training, case.data
+        self.device = torch.device(training.device)
+        torch.manual_seed(training.seed)
+        np.random.seed(training.seed)
+        random.seed(training.seed)
+        if training.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        options = dict(
+            n_history=data.n_history,
+            normalization=data.normalization,
+            in_memory=data.in_memory,
+        )
+        self.train_set = WindowDataset(case.dataset, "train", n_target=data.n_target, stride=data.stride, **options)
+        manifest = self.train_set.manifest
+        self.test_set = WindowDataset(case.dataset, "test", n_target=1, **options) if manifest["splits"].get("test") else None
+        self.norm: Normalization = self.train_set.normalization
+        self.coords = self.train_set.coordinates(self.device)
+        self.projection = CentredProjection(self.train_set.grid, self.device) if training.divergence_weight else None
+        arguments = {"n_history": data.n_history, "n_var": len(self.train_set.variables), **case.model.parameters}
+        try:
+            self.module: SurrogateModel = build_model(case.model.name, case.model.preset, **arguments).to(self.device)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"case {case.name!r}, section 'model': {exc}") from None
+        self.model: torch.nn.Module = self.module
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(self.module)
+        self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+        self.steps_per_epoch = len(_batches(len(self.train_set), training.batch_size, 0, 0, training.max_batches))
+        self.scheduler = _schedule(self.optimizer, training, self.steps_per_epoch)
+        self.epoch = 0
+        self.best = math.inf
+        self.folder = case.output_dir()
+
+    # -------------------------------------------------------------- pieces
+    def _autocast(self):
+        if self.case.training.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _stack(self, indices: list[int], dataset: WindowDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [dataset[i] for i in indices]
+        return (
+            torch.stack([p[0] for p in pairs]).to(self.device),
+            torch.stack([p[1] for p in pairs]).to(self.device),
+        )
+
+    def _loss(self, history: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Summed per-sample loss over the local batch (unrolled over the target window)."""
+        training = self.case.training
+        window, total = history, 0.0
+        n_target = target.shape[1]
+        for k in range(n_target):
+            with self._autocast():
+                pred = self.model(window, self.coords)
+            pred = pred.float()
+            physical_pred = self.norm.denormalize(pred)
+            physical_true = self.norm.denormalize(target[:, k])
+            loss = relative_l2(physical_pred, physical_true)
+            if training.divergence_weight:
+                loss = loss + training.divergence_weight * divergence_error(physical_pred, self.projection)
+            if training.spectral_weight:
+                loss = loss + training.spectral_weight * spectral_error(physical_pred, physical_true)
+            total = total + loss.sum()
+            window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
+        return total / n_target
+
+    def _train_epoch(self, bar: tqdm) -> float:
+        training = self.case.training
+        self.model.train()
+        batches = _batches(len(self.train_set), training.batch_size, training.seed, self.epoch, training.max_batches)
+        sums = [0.0, 0.0]
+        for batch in batches:
+            local = batch[self.rank :: self.world].tolist()
+            self.optimizer.zero_grad(set_to_none=True)
+            if local:
+                history, target = self._stack(local, self.train_set)
+                loss_sum = self._loss(history, target)
+            else:  # a rank without samples in a short last batch still joins the gradient reduction
+                loss_sum = sum(p.sum() * 0.0 for p in self.module.parameters())
+            # DDP averages gradients over ranks: scale so the result is the mean over the global batch
+            (loss_sum * self.world / len(batch)).backward()
+            if training.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), training.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_value = float(loss_sum.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingError(
+                    f"the training loss became {loss_value} in epoch {self.epoch + 1}; lower training.lr or enable "
+                    "training.grad_clip (the last checkpoint is kept)"
+                )
+            sums[0] += loss_value
+            sums[1] += len(local)
+            bar.update(len(batch))
+            bar.set_postfix(loss=f"{sums[0] / max(sums[1], 1):.4f}", refresh=False)
+        total, count = _all_sum(sums, self.device)
+        return total / count
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean one-step relative L2 error over the test windows (``nan`` without a test split)."""
+        if self.test_set is None:
+            return math.nan
+        self.model.eval()
+        sums = [0.0, 0.0]
+        indices = list(range(self.rank, len(self.test_set), self.world))
+        for start in range(0, len(indices), self.case.training.batch_size):
+            history, target = self._stack(indices[start : start + self.case.training.batch_size], self.test_set)
+            with self._autocast():
+                pred = self.module(history, self.coords)
+            err = relative_l2(self.norm.denormalize(pred.float()), self.norm.denormalize(target[:, 0]))
+            sums[0] += float(err.sum())
+            sums[1] += len(err)
+        total, count = _all_sum(sums, self.device)
+        return total / count
+
+    # -------------------------------------------------------------- checkpoints
+    def _extra(self) -> dict[str, Any]:
+        return {
+            "normalization": asdict(self.norm),
+            "case": dump_config(self.case),
+            "grid": asdict(self.train_set.grid),
+            "dt": self.train_set.dt,
+            "re_tau": self.train_set.re_tau,
+            "variables": list(self.train_set.variables),
+            "n_history": self.case.data.n_history,
+        }
+
+    def save(self, test_loss: float) -> None:
+        if self.rank != 0:
+            return
+        extra = {
+            **self._extra(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(),
+        }
+        save_model(self.module, self.folder / "checkpoint.pt", extra)
+        if test_loss <= self.best or math.isnan(test_loss):
+            save_model(self.module, self.folder / "best.pt", {**self._extra(), "epoch": self.epoch, "test_loss": test_loss})
+
+    def restore(self) -> None:
+        path = self.folder / "checkpoint.pt"
+        if not path.exists():
+            raise TrainingError(f"{path} does not exist: nothing to resume (start the run without --resume)")
+        model, checkpoint = load_model(path, map_location=self.device)
+        if checkpoint["model"] != self.module.registry_name or checkpoint["hparams"] != self.module.hparams:
+            raise TrainingError(
+                f"{path} holds {checkpoint['model']} {checkpoint['hparams']}, but the case builds "
+                f"{self.module.registry_name} {self.module.hparams}; resume with the case it was started with"
+            )
+        self.module.load_state_dict(model.state_dict())
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        _set_rng_state(checkpoint["rng"])
+        self.epoch, self.best = checkpoint["epoch"], checkpoint["best"]
+
+    # -------------------------------------------------------------- the loop
+    def run(self, resume: bool, overwrite: bool) -> Path:
+        folder, metrics = self.folder, self.folder / "metrics.csv"
+        if resume:
+            self.restore()
+            self.echo(f"{self.case.name}: resuming after epoch {self.epoch}")
+        elif self.rank == 0:
+            existing = [p for p in (folder / "checkpoint.pt", folder / "best.pt", metrics) if p.exists()]
+            if existing and not overwrite:
+                raise TrainingError(
+                    f"{folder} already holds a training run ({', '.join(p.name for p in existing)}); "
+                    "continue it with --resume or start over with --overwrite"
+                )
+            for stale in existing:
+                stale.unlink()
+        if self.rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(self.case), sort_keys=False))
+            _truncate_metrics(metrics, self.epoch)
+            self.echo(
+                f"{self.case.name}: {self.module.registry_name} with {count_parameters(self.module):,} parameters, "
+                f"{len(self.train_set)} training windows, {self.world} process(es)"
+            )
+        training = self.case.training
+        n_samples = min(len(self.train_set), self.steps_per_epoch * training.batch_size)
+        bar = tqdm(
+            total=n_samples * (training.epochs - self.epoch),
+            disable=not self.progress or self.rank != 0,
+            unit="sample",
+            desc=self.case.name,
+        )
+        try:
+            while self.epoch < training.epochs:
+                started = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                train_loss = self._train_epoch(bar)
+                seconds = time.perf_counter() - started
+                test_loss = self.evaluate()
+                self.epoch += 1
+                if not math.isnan(test_loss):
+                    self.best = min(self.best, test_loss)
+                self.save(test_loss)
+                if self.rank == 0:
+                    _append_metrics(
+                        metrics,
+                        {
+                            "epoch": self.epoch,
+                            "train_loss": train_loss,
+                            "test_loss": test_loss,
+                            "lr": lr,
+                            "seconds": round(seconds, 3),
+                            "samples_per_second": round(n_samples / seconds, 3),
+                        },
+                    )
+                    bar.write(f"epoch {self.epoch}/{training.epochs}: train {train_loss:.5f}, test {test_loss:.5f}")
+        finally:
+            bar.close()
+        return folder
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    rows = []
+    if path.exists():
+        with open(path, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) <= epoch]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", newline="") as handle:
+        csv.DictWriter(handle, METRIC_COLUMNS).writerow(row)
+
+
+def train(
+    case: TrainCase,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = tqdm.write,
+) -> Path:
+    """Train the model of ``case`` on its dataset; returns the run folder.
+
+    Parameters
+    ----------
+    case
+        The training case (see :mod:`surrogate.train_case`).
+    resume
+        Continue from the folder's ``checkpoint.pt`` (the same case; ``training.epochs`` may grow).
+    overwrite
+        Start afresh, deleting an earlier run's checkpoints and metrics.
+    progress, echo
+        Progress bar and one-line messages (rank 0 only under ``torchrun``).
+
+    Raises
+    ------
+    TrainingError
+        If the folder holds a run and neither ``resume`` nor ``overwrite`` is given, the
+        checkpoint belongs to another model, or the loss turns non-finite.
+    """
+    return _Run(case, progress, echo).run(resume, overwrite)
+
+
+def load_trained_model(path: str | os.PathLike[str], map_location: Any = "cpu") -> tuple[SurrogateModel, dict[str, Any]]:
+    """A trained model and its checkpoint (``best.pt`` or ``checkpoint.pt`` of a run folder).
+
+    The checkpoint's ``"normalization"`` entry is rebuilt as a :class:`Normalization`.
+    """
+    model, checkpoint = load_model(path, map_location=map_location)
+    if "normalization" not in checkpoint:
+        raise TrainingError(f"{path} holds no normalisation statistics: not written by surrogate train")
+    checkpoint["normalization"] = Normalization(**checkpoint["normalization"])
+    return model.eval(), checkpoint

@@ -1,0 +1,106 @@
+"""Autoregressive rollout: streaming to a field file, projection, stopping on blow-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from surrogate.cli import main
+from surrogate.data import Normalization, WindowDataset
+from surrogate.fields import open_fields
+from surrogate.models import SurrogateModel, register_model
+from surrogate.projection import CentredProjection
+from surrogate.rollout import rollout, rollout_case
+from surrogate.train_case import load_train_case
+from surrogate.training import train
+from conftest import SMALL_GRID
+
+
+@register_model("test_scaled_persistence")
+class ScaledPersistence(SurrogateModel):
+    """Returns ``gain`` times the last state, turning non-finite after ``nan_after`` calls."""
+
+    def __init__(self, n_var: int = 3, n_history: int = 1, gain: float = 1.0, nan_after: int = -1) -> None:
+        super().__init__()
+        self.gain, self.nan_after, self.calls = gain, nan_after, 0
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, coords):
+        self.calls += 1
+        out = self.gain * x[:, -1] + self.dummy
+        return out * float("nan") if self.calls == self.nan_after else out
+
+
+def _truth(manifest):
+    data = WindowDataset(manifest, "test", normalization=None)
+    stats = Normalization.load(manifest.parent / "normalization.nc", mode="component")
+    return data, stats
+
+
+def _roll(manifest, tmp_path, model, steps=5, **kwargs):
+    data, stats = _truth(manifest)
+    history, _ = data[0]
+    return rollout(
+        model, history, steps, tmp_path / "roll.nc", normalization=stats, grid=data.grid, dt=data.dt,
+        re_tau=data.re_tau, t0=1.0, progress=False, **kwargs,
+    )
+
+
+def test_rollout_streams_every_state(advected, tmp_path):
+    result = _roll(advected, tmp_path, ScaledPersistence(), steps=6)
+    assert result.completed and result.steps == 6
+    ds = open_fields(result.path)
+    np.testing.assert_allclose(ds.time.values, 1.0 + 0.1 * np.arange(7), atol=1e-12)
+    np.testing.assert_allclose(ds.u.values[6], ds.u.values[0], atol=1e-5)  # persistence, float32 round-off
+    assert ds.attrs["rollout_status"] == "completed" and ds.attrs["rollout_steps"] == 6
+
+
+def test_rollout_stops_when_energy_grows_past_the_bound(advected, tmp_path):
+    result = _roll(advected, tmp_path, ScaledPersistence(gain=2.0), steps=50, energy_bound=10.0)
+    assert not result.completed and "exceeds 10.0 x the initial" in result.status
+    ds = open_fields(result.path)  # a finished file with the steps before the blow-up
+    assert ds.sizes["time"] == result.steps + 1 and 1 <= result.steps < 50
+
+
+def test_rollout_stops_on_non_finite_values(advected, tmp_path):
+    result = _roll(advected, tmp_path, ScaledPersistence(nan_after=3), steps=10)
+    assert result.steps == 2 and "non-finite" in result.status
+    assert np.isfinite(open_fields(result.path).u.values).all()
+
+
+def test_projected_rollout_is_divergence_free(advected, tmp_path):
+    result = _roll(advected, tmp_path, ScaledPersistence(), steps=3, project=True)
+    ds = open_fields(result.path)
+    projection = CentredProjection(SMALL_GRID)
+    fields = torch.as_tensor(np.stack([ds[n].values for n in "uvw"], axis=1), dtype=torch.float64)
+    div = projection.divergence(fields).abs().amax(dim=(1, 2, 3))
+    scale = fields[:, 0].abs().max() / SMALL_GRID.dy.min()
+    assert float(div[0]) > 1e-2 * float(scale)  # the true initial state of random data is not
+    assert float(div[1:].max()) < 1e-5 * float(scale)
+
+
+def test_rollout_case_and_command(advected, tmp_path):
+    spec = {
+        "name": "roll",
+        "dataset": str(advected.parent),
+        "model": {"name": "fno", "parameters": {"width": 4, "modes": [2, 2, 2], "n_layers": 1}},
+        "training": {"epochs": 1},
+        "rollout": {"steps": 4, "start": 1},
+        "output": str(tmp_path / "{name}"),
+    }
+    train(load_train_case(spec), progress=False, echo=lambda _: None)
+    result = rollout_case(load_train_case(spec), progress=False)
+    ds = open_fields(result.path)
+    truth = WindowDataset(advected, "test", normalization=None)
+    assert ds.sizes["time"] == 5 and ds.attrs["model"] == "fno" and ds.attrs["truth_first_snapshot"] == 1
+    np.testing.assert_allclose(ds.time.values[0], truth.times(1)[0])
+    np.testing.assert_allclose(ds.u.values[0], truth[1][0][0, 0].numpy(), rtol=1e-6)
+    path = tmp_path / "roll.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["rollout", str(path), "--quiet"]) == 2  # rollout.nc exists
+    assert main(["rollout", str(path), "--overwrite", "--quiet", "rollout.steps=2"]) == 0
+    assert open_fields(result.path).sizes["time"] == 3
+    with pytest.raises(FileNotFoundError, match="train the model first"):
+        rollout_case(load_train_case({**spec, "output": str(tmp_path / "untrained" / "{name}")}))
