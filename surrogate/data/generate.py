@@ -108,12 +108,11 @@ def generate_dataset(
         )
 
     splits = _splits(case, trajectories)
-    grid = check_fields(open_fields(folder / trajectories[0]["file"]))
+    with open_fields(folder / trajectories[0]["file"]) as first:
+        grid, re_tau = check_fields(first), float(first.attrs["re_tau"])
     variables = ["u", "v", "w"] + (["p"] if case.pressure else [])
     norm = compute_normalization([(folder / s["file"], s["start"], s["stop"]) for s in splits["train"]], variables)
     norm.save(folder / NORMALIZATION_NAME)
-    with xr.open_dataset(folder / trajectories[0]["file"]) as first:
-        re_tau = float(first.attrs["re_tau"])
     write_manifest(
         manifest,
         {
