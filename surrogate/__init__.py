@@ -1,6 +1,7 @@
 """Fast prediction of turbulent channel flow.
 
-The notebook API: the channel grid, the field Dataset currency, case files and the solver.
+The notebook API: the channel grid, the field Dataset currency, case files, the solver and
+validation against reference data.
 
 >>> import surrogate as sg
 >>> grid = sg.ChannelGrid(32, 33, 32, stretching=2.0)
@@ -16,6 +17,7 @@ from .fields import FieldError, FieldWriter, check_fields, make_fields, open_fie
 from .grid import ChannelGrid
 from .solver.channel import ChannelSolver, ChannelState, SolverDivergedError
 from .solver.simulation import run_case
+from .validation import validate
 
 __all__ = [
     "__version__",
@@ -32,5 +34,6 @@ __all__ = [
     "make_fields",
     "open_fields",
     "run_case",
+    "validate",
     "write_fields",
 ]

@@ -7,12 +7,17 @@ case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002`
 filtered-DNS dataset from a dataset case file.
 ``surrogate train CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains the surrogate of
 a training case; ``surrogate rollout CASE [KEY=VALUE ...] [--overwrite]`` rolls it out.
+``surrogate validate RUN [RUN ...] --reference REF [--out DIR] [--labels L ...] [--t-start T]``
+compares runs with a published reference (``mkm180``, ``lm180``, ...) or another run and writes a
+report.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .config import ConfigError, load_case
@@ -54,7 +59,62 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("rollout", help="roll a trained surrogate out autoregressively (a training case)")
     _add_case_arguments(sub)
     sub.add_argument("--overwrite", action="store_true", help="replace an earlier rollout.nc")
+    _add_validate_parser(commands)
     return parser
+
+
+def _add_validate_parser(commands: argparse._SubParsersAction) -> None:
+    from .validation import REFERENCE_NAMES
+
+    sub = commands.add_parser(
+        "validate", help="compare runs with a reference (published DNS or another run) and write a report"
+    )
+    sub.add_argument(
+        "runs", nargs="+", metavar="RUN",
+        help="field file (fields.nc, rollout.nc), run folder or dataset folder (manifest.yaml: its test split)",
+    )
+    sub.add_argument(
+        "--reference", required=True, metavar="REF",
+        help=f"{', '.join(REFERENCE_NAMES)}, or a field file, run folder or dataset folder",
+    )
+    sub.add_argument("--out", type=Path, metavar="DIR", help="write report.md, report.html and the figures here")
+    sub.add_argument("--labels", nargs="+", metavar="L", help="one label per run (default: the folder or file name)")
+    sub.add_argument("--t-start", type=float, metavar="T", help="first time (h/u_tau) entering the statistics")
+
+
+def _command_line(argv: Sequence[str] | None) -> str:
+    """The command as typed, for the top of the report."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    program = "python -m surrogate.cli" if argv is None and Path(sys.argv[0]).name == "cli.py" else "surrogate"
+    return " ".join([program, shlex.join(args)])
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .validation import validate
+
+    if args.overrides:
+        print(f"surrogate validate: error: unrecognized arguments: {' '.join(args.overrides)}", file=sys.stderr)
+        return 2
+    try:
+        table = validate(
+            args.runs,
+            args.reference,
+            out_dir=args.out,
+            labels=args.labels,
+            t_start=args.t_start,
+            command=args.command_line,
+        )
+    except ValueError as exc:  # ValidationError, FieldError, or a reference whose y+ range misses the run's
+        print(f"surrogate validate: error: {exc}", file=sys.stderr)
+        return 2
+    columns = ("re_tau", "re_tau_error", "U_max_abs", "U_l2", "u_rms_l2", "v_rms_l2", "w_rms_l2", "uv_l2")
+    print(f"against {table.attrs['reference']}")
+    print(" | ".join(["run", *columns]))
+    for i, label in enumerate(table["run"].values):
+        print(" | ".join([str(label), *(f"{float(table[name][i]):.4g}" for name in columns)]))
+    if args.out is not None:
+        print(f"report in {args.out / 'report.md'} and {args.out / 'report.html'}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -112,12 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = [*getattr(args, "overrides", []), *extra]
+    args.command_line = _command_line(argv)
     handlers = {
         "dns": _run_simulation,
         "les": _run_simulation,
         "dataset": _make_dataset,
         "train": _train,
         "rollout": _rollout,
+        "validate": _validate,
     }
     try:
         return handlers[args.command](args)
