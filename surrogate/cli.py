@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_validate_parser(commands: argparse._SubParsersAction) -> None:
-    from .validation import REFERENCE_NAMES
+    from .references import REFERENCE_NAMES
 
     sub = commands.add_parser(
         "validate", help="compare runs with a reference (published DNS or another run) and write a report"

@@ -13,18 +13,22 @@ import xarray as xr
 
 from surrogate.fields import make_fields, write_fields
 from surrogate.grid import ChannelGrid
-from surrogate.validation import (
+from surrogate.references import (
     LM_RE_TAU,
     MKM_RE_TAU,
     REFERENCE_NAMES,
-    TABLE_METRICS,
-    ValidationError,
     default_reference_dir,
     load_lee_moser,
     load_mkm,
+    load_published,
+)
+from surrogate.report import plot_profiles_vs_reference, write_report
+from surrogate.validation import (
+    TABLE_METRICS,
+    ValidationError,
+    evaluate,
     load_reference,
     open_run,
-    plot_profiles_vs_reference,
     profile_deviation,
     relative_l2,
     rollout_errors,
@@ -32,7 +36,6 @@ from surrogate.validation import (
     run_statistics,
     spectrum_error,
     validate,
-    write_report,
 )
 
 
@@ -245,6 +248,13 @@ def test_published_references_by_name() -> None:
     assert load_reference("LM180").attrs["re_tau"] == 182.088
 
 
+def test_load_published_by_name() -> None:
+    xr.testing.assert_identical(load_published(" LM550 "), load_lee_moser(550))
+    xr.testing.assert_identical(load_published("mkm395"), load_mkm(395))
+    with pytest.raises(ValueError, match="mkm180, mkm395, mkm590, lm180, lm550"):
+        load_published("mkm200")
+
+
 def test_unknown_reference_name_lists_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="mkm180, mkm395, mkm590, lm180, lm550"):
         load_reference("mkm200")
@@ -414,6 +424,17 @@ def test_validate_without_report_returns_the_table(run_files: dict[str, Path]) -
         validate(run_files["good"], "mkm180", t_start=9.0)
     with pytest.raises(ValidationError, match="2 labels for 1 runs"):
         validate(run_files["good"], "mkm180", labels=["a", "b"])
+
+
+def test_evaluate_gives_the_table_of_validate(run_files: dict[str, Path]) -> None:
+    runs = {"good": open_run(run_files["good"]), "worse": open_run(run_files["worse"])}
+    evaluation = evaluate(runs, "mkm180", t_start=1.0, figures=False)
+    xr.testing.assert_identical(evaluation.table, validate([run_files["good"], run_files["worse"]], "mkm180", t_start=1.0))
+    assert [r.label for r in evaluation.runs] == ["good", "worse"]
+    assert all(r.pdfs is None and r.spectra is None for r in evaluation.runs)
+    assert evaluation.reference.fields is None and "No spectrum error" in evaluation.notes[0]
+    with pytest.raises(ValidationError, match="unknown run"):
+        evaluate(runs, "mkm180", truth={"other": runs["good"]})
 
 
 def test_report_against_a_run_with_a_rollout(tmp_path: Path, run_files: dict[str, Path]) -> None:

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from surrogate.fields import open_fields
-from surrogate.validation import compare_with_mkm, plot_profiles_vs_reference
+from surrogate.report import plot_profiles_vs_reference
+from surrogate.validation import compare_with_mkm
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from surrogate.fields import open_fields
-from surrogate.validation import compare_with_mkm, plot_profiles_vs_reference
+from surrogate.report import plot_profiles_vs_reference
+from surrogate.validation import compare_with_mkm
 
 HERE = Path(__file__).resolve().parent
 

@@ -32,10 +32,10 @@ Wall units
 
 Deviations
     :func:`surrogate.validation.profile_deviation` (largest absolute deviation, the reference
-    interpolated linearly in ``y+`` onto the run's points), plus a relative L2 deviation
-    ``sqrt(sum_j w_j (q_j - q_ref,j)^2 / sum_j w_j q_ref,j^2)`` over the same points, weighted by
-    the run's cell heights ``w_j`` (the centre cell counted half, since half of it lies in the
-    folded half channel).
+    interpolated linearly in ``y+`` onto the run's points), plus the relative L2 deviation of
+    :func:`surrogate.validation.relative_l2`, ``sqrt(sum_j w_j (q_j - q_ref,j)^2 / sum_j w_j q_ref,j^2)``
+    over the same points, weighted by the run's cell heights ``w_j`` (the centre cell counted half,
+    since half of it lies in the folded half channel).
 """
 
 from __future__ import annotations
@@ -54,8 +54,15 @@ import yaml
 from surrogate.fields import open_fields
 from surrogate.filtering import filter_to_grid
 from surrogate.grid import ChannelGrid
-from surrogate.stats import friction_velocity, mean_profiles, re_tau_measured, wall_units
-from surrogate.validation import DEVIATION_VARIABLES, compare_with_mkm, load_mkm, profile_deviation
+from surrogate.references import load_mkm
+from surrogate.stats import mean_profiles, re_tau_measured, wall_units
+from surrogate.validation import (
+    DEVIATION_VARIABLES,
+    compare_with_mkm,
+    profile_deviation,
+    relative_l2,
+    run_statistics,
+)
 
 HERE = Path(__file__).resolve().parent
 MODEL_NAMES = {
@@ -85,37 +92,15 @@ def equivalent_grid(les: ChannelGrid, dns: ChannelGrid) -> ChannelGrid:
     return ChannelGrid(sizes[0], les.ny, sizes[1], lx=dns.lx, lz=dns.lz, stretching=les.stretching)
 
 
-def folded_weights(profiles: xr.Dataset) -> np.ndarray:
-    """Cell heights (in h) of the folded profile points; the centre cell of an odd ``ny`` counts half."""
-    grid = ChannelGrid.from_attrs(profiles.attrs)
-    nh = profiles.sizes["y"]
-    weights = np.array(grid.dy[:nh], dtype=float)
-    if grid.ny % 2 == 1:
-        weights[-1] *= 0.5
-    return weights
-
-
-def relative_l2(profile_plus: xr.Dataset, reference: xr.Dataset) -> dict[str, float]:
-    """Relative L2 deviations, on the points and with the interpolation of ``profile_deviation``."""
-    y_run = np.asarray(profile_plus["y_plus"].values, dtype=float)
-    y_ref = np.asarray(reference["y_plus"].values, dtype=float)
-    order = np.argsort(y_ref)
-    y_ref = y_ref[order]
-    inside = (y_run >= y_ref[0]) & (y_run <= y_ref[-1])
-    weights = folded_weights(profile_plus)[inside]
-    out = {}
-    for name in DEVIATION_VARIABLES:
-        if name not in profile_plus.variables or name not in reference.variables:
-            continue
-        q_ref = np.interp(y_run[inside], y_ref, np.asarray(reference[name].values, dtype=float)[order])
-        q_run = np.asarray(profile_plus[name].values, dtype=float)[inside]
-        out[f"{name}_l2"] = float(np.sqrt(np.sum(weights * (q_run - q_ref) ** 2) / np.sum(weights * q_ref**2)))
-    return out
+def l2_deviations(profile_plus: xr.Dataset, reference: xr.Dataset) -> dict[str, float]:
+    """:func:`surrogate.validation.relative_l2` with the keys ``U_l2``, ``u_rms_l2``, ...."""
+    l2 = relative_l2(profile_plus, reference)
+    return {f"{name}_l2": l2[name] for name in DEVIATION_VARIABLES if name in l2}
 
 
 def deviations(profile_plus: xr.Dataset, reference: xr.Dataset) -> dict[str, float]:
     """``profile_deviation`` plus the relative L2 deviations."""
-    return {**profile_deviation(profile_plus, reference), **relative_l2(profile_plus, reference)}
+    return {**profile_deviation(profile_plus, reference), **l2_deviations(profile_plus, reference)}
 
 
 def profile_table(profile_plus: xr.Dataset) -> dict[str, list[float]]:
@@ -157,23 +142,21 @@ def analyse_dns(folder: Path, t_start: float | None) -> dict:
     t_start = float(case["run"]["stats_start"]) if t_start is None else t_start
     ds = open_fields(folder / "fields.nc")
     window = ds[["u", "v", "w"]].sel(time=slice(t_start, None)).load()
-    nu = float(ds.attrs["nu"])
-    u_tau = friction_velocity(window)
-    plus = wall_units(mean_profiles(window), u_tau, nu)
-    mkm = load_mkm(float(ds.attrs["re_tau"]))
+    plus = run_statistics(window)  # in its own wall units; attrs u_tau, nu, re_tau (measured), the window
+    mkm = load_mkm(plus.attrs["re_tau_nominal"])
     return {
         "folder": folder,
         "grid": grid_of(case),
         "window": window,
-        "nu": nu,
-        "u_tau": u_tau,
-        "re_tau": re_tau_measured(window),
+        "nu": plus.attrs["nu"],
+        "u_tau": plus.attrs["u_tau"],
+        "re_tau": plus.attrs["re_tau"],
         "plus": plus,
         "mkm": mkm,
         "vs_mkm": deviations(plus, mkm),
-        "t_start": float(window.time.min()),
-        "t_end": float(window.time.max()),
-        "n_snapshots": int(window.sizes["time"]),
+        "t_start": plus.attrs["t_start"],
+        "t_end": plus.attrs["t_end"],
+        "n_snapshots": plus.attrs["n_snapshots"],
     }
 
 
@@ -204,9 +187,8 @@ def analyse_set(name: str, folders: list[Path], dns: dict, horizontal: str, wall
         t_start = float(case["run"]["stats_start"])
         ds = open_fields(folder / "fields.nc")
         les_plus, _, vs_mkm = compare_with_mkm(ds, t_start=t_start)
-        window = ds.sel(time=slice(t_start, None))
-        re_tau = re_tau_measured(window)
-        vs_mkm.update(relative_l2(les_plus, mkm))
+        re_tau = vs_mkm["re_tau"]  # measured over the window, as re_tau_measured
+        vs_mkm.update(l2_deviations(les_plus, mkm))
         vs_fdns = deviations(les_plus, f_plus)
         vs_fdns["re_tau_minus_dns"] = re_tau - dns["re_tau"]
         same_y = np.allclose(les_plus["y"].values, f_plus["y"].values, rtol=0.0, atol=1e-12)
