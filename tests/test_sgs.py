@@ -266,6 +266,18 @@ def test_wale_formula_for_a_general_gradient():
     assert value == pytest.approx(expected, rel=1e-12)
 
 
+def test_wale_closed_form_equals_the_tensor_formula_on_random_gradients():
+    """The model evaluates sym(g @ g) as S S + r r^T (r the rotation vector, the isotropic part
+    dropped); it must equal the direct 3 x 3 tensor formula for any gradient, divergence-free
+    or not, over many orders of magnitude of the gradient."""
+    rng = np.random.default_rng(7)
+    g = rng.normal(size=(3, 3, 300)) * 10.0 ** rng.uniform(-3, 3, size=300)
+    g[:, :, :100] -= np.eye(3)[:, :, None] * np.trace(g[:, :, :100])[None, None, :] / 3  # traceless
+    nu_t = WALE(cw=0.4)._nu_t_from_gradient(_t(g), 0.05).numpy()
+    expected = np.array([_wale_reference(g[:, :, n], 0.4, 0.05) for n in range(g.shape[2])])
+    np.testing.assert_allclose(nu_t, expected, rtol=1e-12, atol=0)
+
+
 def test_wale_vanishes_in_pure_shear_in_any_orientation():
     model = WALE()
     rng = np.random.default_rng(4)
@@ -463,6 +475,23 @@ def test_every_model_gives_a_finite_non_negative_eddy_viscosity_on_a_random_fiel
     assert bool(torch.isfinite(nu_t).all())
     assert float(nu_t.min()) >= 0.0
     assert float(nu_t.max()) > 0.0
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=repr)
+def test_models_leave_their_inputs_unchanged(model):
+    """The models accumulate sums in place, into their own temporaries only."""
+    grid = ChannelGrid(8, 9, 8, lx=2.0, lz=1.0, stretching=1.5)
+    ops = _ops(grid)
+    velocity = _random_field(grid, seed=3)
+    copies = [c.clone() for c in velocity]
+    model.eddy_viscosity(ops, *velocity, 1.0 / 180.0)
+    for original, copy in zip(velocity, copies):
+        assert torch.equal(original, copy)
+    g = velocity_gradient(ops, *velocity)
+    g_copy = g.clone()
+    if hasattr(model, "_nu_t_from_gradient"):
+        model._nu_t_from_gradient(g, filter_width(ops))
+        assert torch.equal(g, g_copy)
 
 
 def test_dynamic_model_on_a_random_field_is_non_negative_only_because_of_clipping():

@@ -43,7 +43,7 @@ RK3_BETA = RK3_ALPHA
 RK3_REAL_AXIS_STABILITY = 2.51
 
 
-#: Compiled graphs kept per process: three Runge–Kutta stages for each compiled solver instance.
+#: Compiled graphs kept per process: three Runge–Kutta stages (and the subgrid model) per compiled solver.
 COMPILED_GRAPH_LIMIT = 96
 
 
@@ -191,6 +191,8 @@ class ChannelSolver:
         if compile:
             _allow_compiled_solvers()
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
+        # the model's nu_t for the time-step bound (reused by the first substep) runs outside the substep
+        self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
 
     # ------------------------------------------------------------------ states
     def _zeros(self) -> torch.Tensor:
@@ -326,7 +328,7 @@ class ChannelSolver:
         cached = self._eddy_viscosity_cache
         if cached is not None and cached[0] is state.u:
             return cached[1]
-        nu_t = self.sgs.eddy_viscosity(self.ops, state.u, state.v, state.w, self.nu)
+        nu_t = self._sgs_fn(self.ops, state.u, state.v, state.w, self.nu)
         self._eddy_viscosity_cache = (state.u, nu_t)
         return nu_t
 

@@ -70,27 +70,31 @@ __all__ = [
     "velocity_gradient",
 ]
 
-# the six independent components of a symmetric 3x3 tensor and their multiplicity in a
-# full double contraction A_ij B_ij
+# the six independent components of a symmetric 3x3 tensor
 _SYM_PAIRS: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-_SYM_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 1.0, 2.0, 2.0, 2.0)
+_ALL_PAIRS: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(3) for j in range(3))
 
 
 # ---------------------------------------------------------------------------------------------
 # discrete derivatives and tensor helpers
 # ---------------------------------------------------------------------------------------------
+# Internally a 3 x 3 tensor field is handled as its component fields, ``t[i][j]`` (rows of
+# cell-centred tensors) and a symmetric one as its six components ``(11, 22, 33, 12, 13, 23)``:
+# element-wise arithmetic on single fields, which torch.compile fuses into a few loops and which
+# eager mode runs without copying fields into stacked tensors. ``t[i][j]`` indexes a
+# ``(3, 3, ...)`` tensor in the same way, so the helpers accept either. Sums are accumulated in
+# place into a fresh temporary (never into an argument): in eager mode every new full-size
+# temporary costs more than the arithmetic on it.
 def _centred_periodic(a: torch.Tensor, dim: int, spacing: float) -> torch.Tensor:
     """Centred difference ``(a[i + 1] - a[i - 1]) / (2 h)`` along a periodic dimension."""
-    return (torch.roll(a, -1, dims=dim) - torch.roll(a, 1, dims=dim)) / (2.0 * spacing)
+    return torch.roll(a, -1, dims=dim).sub_(torch.roll(a, 1, dims=dim)).div_(2.0 * spacing)
 
 
-def _ddy_centres(
-    ops: StaggeredOperators, a: torch.Tensor, lower: torch.Tensor | float, upper: torch.Tensor | float
-) -> torch.Tensor:
-    """Wall-normal derivative of a cell-centred field on the stretched grid.
+def _ddy_centres(ops: StaggeredOperators, *fields: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Wall-normal derivative of cell-centred fields that vanish on the walls (stretched grid).
 
     The non-uniform three-point formula (exact for quadratics) is applied to the sequence
-    ``[lower, a[:, 0], ..., a[:, -1], upper]`` located at ``[0, y_0, ..., y_{ny-1}, 2]``: with
+    ``[0, a[:, 0], ..., a[:, -1], 0]`` located at ``[0, y_0, ..., y_{ny-1}, 2]``: with
     ``h- = y_j - y_{j-1}`` and ``h+ = y_{j+1} - y_j``,
 
     ``da/dy_j = -h+ / (h- (h- + h+)) a_{j-1} + (h+ - h-) / (h- h+) a_j + h- / (h+ (h- + h+)) a_{j+1}``.
@@ -99,21 +103,15 @@ def _ddy_centres(
     ----------
     ops
         Operators of the grid.
-    a
-        Cell-centred field, shape ``(nx, ny, nz)``.
-    lower, upper
-        Values of ``a`` on the walls ``y = 0`` and ``y = 2``: scalars or tensors broadcastable to
-        ``(nx, 1, nz)``.
+    *fields
+        Cell-centred fields ``a``, each of shape ``(nx, ny, nz)``, with wall value 0.
 
     Returns
     -------
-    torch.Tensor
-        ``da/dy`` at the cell centres, shape ``(nx, ny, nz)``, in units of ``a`` per ``h``.
+    tuple of torch.Tensor
+        ``da/dy`` of each field at the cell centres, shape ``(nx, ny, nz)``, in units of ``a``
+        per ``h``.
     """
-    nx, _, nz = a.shape
-    lower_t = torch.as_tensor(lower, dtype=a.dtype, device=a.device).expand(nx, 1, nz)
-    upper_t = torch.as_tensor(upper, dtype=a.dtype, device=a.device).expand(nx, 1, nz)
-    extended = torch.cat([lower_t, a, upper_t], dim=1)
     gap_lower = torch.full((1, 1, 1), ops.wall_gap_lower, dtype=ops.dtype, device=ops.device)
     gap_upper = torch.full((1, 1, 1), ops.wall_gap_upper, dtype=ops.dtype, device=ops.device)
     h_minus = torch.cat([gap_lower, ops.dyc], dim=1)
@@ -121,7 +119,25 @@ def _ddy_centres(
     c_minus = -h_plus / (h_minus * (h_minus + h_plus))
     c_centre = (h_plus - h_minus) / (h_minus * h_plus)
     c_plus = h_minus / (h_plus * (h_minus + h_plus))
-    return c_minus * extended[:, :-2] + c_centre * extended[:, 1:-1] + c_plus * extended[:, 2:]
+    derivatives = []
+    for a in fields:
+        extended = torch.nn.functional.pad(a, (0, 0, 1, 1))  # zero wall values in y
+        derivative = (c_centre * a).addcmul_(c_minus, extended[:, :-2]).addcmul_(c_plus, extended[:, 2:])
+        derivatives.append(derivative)
+    return tuple(derivatives)
+
+
+def _velocity_gradient_components(
+    ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+) -> tuple[tuple[torch.Tensor, ...], ...]:
+    """The nine fields ``g[i][j] = d u_i / d x_j`` of :func:`velocity_gradient`, as rows."""
+    uc, vc, wc = ops.to_centres(u, v, w)
+    du_dy, dw_dy = _ddy_centres(ops, uc, wc)
+    return (
+        ((u - torch.roll(u, 1, dims=0)).div_(ops.dx), du_dy, _centred_periodic(uc, 2, ops.dz)),
+        (_centred_periodic(vc, 0, ops.dx), (v[:, 1:] - v[:, :-1]).mul_(ops.inv_dy), _centred_periodic(vc, 2, ops.dz)),
+        (_centred_periodic(wc, 0, ops.dx), dw_dy, (w - torch.roll(w, 1, dims=2)).div_(ops.dz)),
+    )
 
 
 def velocity_gradient(
@@ -154,24 +170,7 @@ def velocity_gradient(
     torch.Tensor
         ``g`` with shape ``(3, 3, nx, ny, nz)`` in ``u_tau / h``; ``g[0, 1]`` is ``du/dy``.
     """
-    uc, vc, wc = ops.to_centres(u, v, w)
-    zero = torch.zeros((), dtype=u.dtype, device=u.device)
-    row_u = [
-        (u - torch.roll(u, 1, dims=0)) / ops.dx,
-        _ddy_centres(ops, uc, zero, zero),
-        _centred_periodic(uc, 2, ops.dz),
-    ]
-    row_v = [
-        _centred_periodic(vc, 0, ops.dx),
-        (v[:, 1:] - v[:, :-1]) * ops.inv_dy,
-        _centred_periodic(vc, 2, ops.dz),
-    ]
-    row_w = [
-        _centred_periodic(wc, 0, ops.dx),
-        _ddy_centres(ops, wc, zero, zero),
-        (w - torch.roll(w, 1, dims=2)) / ops.dz,
-    ]
-    return torch.stack([torch.stack(row_u), torch.stack(row_v), torch.stack(row_w)])
+    return torch.stack([torch.stack(row) for row in _velocity_gradient_components(ops, u, v, w)])
 
 
 def strain_rate(g: torch.Tensor) -> torch.Tensor:
@@ -190,21 +189,60 @@ def strain_rate(g: torch.Tensor) -> torch.Tensor:
     return 0.5 * (g + g.transpose(0, 1))
 
 
+def _strain_components(g) -> tuple[torch.Tensor, ...]:
+    """The six components ``(11, 22, 33, 12, 13, 23)`` of ``S_ij = (g_ij + g_ji) / 2``."""
+    return (
+        g[0][0],
+        g[1][1],
+        g[2][2],
+        (g[0][1] + g[1][0]).mul_(0.5),
+        (g[0][2] + g[2][0]).mul_(0.5),
+        (g[1][2] + g[2][1]).mul_(0.5),
+    )
+
+
+def _sum_of_products(*pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``sum_k a_k b_k`` over the pairs ``(a_k, b_k)``, accumulated in one new field."""
+    (a, b), *rest = pairs
+    total = a * b
+    for a, b in rest:
+        total.addcmul_(a, b)
+    return total
+
+
+def _contract_symmetric(a, b) -> torch.Tensor:
+    """``A_ij B_ij`` for symmetric tensors given as six components ``(11, 22, 33, 12, 13, 23)``
+    (a sequence of fields, or a tensor with the components along its first dimension)."""
+    diagonal = _sum_of_products((a[0], b[0]), (a[1], b[1]), (a[2], b[2]))
+    return diagonal.add_(_sum_of_products((a[3], b[3]), (a[4], b[4]), (a[5], b[5])), alpha=2.0)
+
+
+def _deviatoric_symmetric(a) -> tuple[torch.Tensor, ...]:
+    """Deviatoric part ``A_ij - A_kk delta_ij / 3`` of a six-component symmetric tensor."""
+    third = (a[0] + a[1]).add_(a[2]).div_(3.0)
+    return (a[0] - third, a[1] - third, a[2] - third, a[3], a[4], a[5])
+
+
+def _magnitude(s) -> torch.Tensor:
+    """``sqrt(2 S_ij S_ij)`` of a six-component symmetric tensor."""
+    return _contract_symmetric(s, s).mul_(2.0).sqrt_()
+
+
 def strain_rate_magnitude(g: torch.Tensor) -> torch.Tensor:
     """Strain-rate magnitude ``|S| = sqrt(2 S_ij S_ij)`` of a velocity gradient.
 
     Parameters
     ----------
     g
-        Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+        Velocity gradient, shape ``(3, 3, ...)`` (or its components ``g[i][j]``), in
+        ``u_tau / h``.
 
     Returns
     -------
     torch.Tensor
         ``|S|`` with shape ``g.shape[2:]``, in ``u_tau / h``.
     """
-    s = strain_rate(g)
-    return torch.sqrt(2.0 * (s * s).sum(dim=(0, 1)))
+    return _magnitude(_strain_components(g))
 
 
 def filter_width(ops: StaggeredOperators) -> torch.Tensor:
@@ -223,29 +261,12 @@ def filter_width(ops: StaggeredOperators) -> torch.Tensor:
     return (ops.dx * ops.dy * ops.dz) ** (1.0 / 3.0)
 
 
-def _symmetric_components(t: torch.Tensor) -> torch.Tensor:
-    """The six independent components ``(11, 22, 33, 12, 13, 23)`` of a ``(3, 3, ...)`` tensor."""
-    return torch.stack([t[i, j] for i, j in _SYM_PAIRS])
-
-
-def _contract_symmetric(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``A_ij B_ij`` for symmetric tensors stored as six components (first dimension)."""
-    weights = torch.tensor(_SYM_WEIGHTS, dtype=a.dtype, device=a.device).view(6, *([1] * (a.dim() - 1)))
-    return (weights * a * b).sum(dim=0)
-
-
-def _deviatoric_symmetric(a: torch.Tensor) -> torch.Tensor:
-    """Deviatoric part ``A_ij - A_kk delta_ij / 3`` of a six-component symmetric tensor."""
-    trace = a[0] + a[1] + a[2]
-    return torch.cat([a[:3] - trace / 3.0, a[3:]])
-
-
 def _test_filter_xz(a: torch.Tensor) -> torch.Tensor:
     """Discrete test filter in the homogeneous directions: weights ``1/4, 1/2, 1/4`` along ``x``
     and then along ``z`` (periodic), acting on the last three dimensions ``(x, y, z)``."""
-    x_dim, z_dim = a.dim() - 3, a.dim() - 1
-    a = 0.25 * (torch.roll(a, 1, dims=x_dim) + torch.roll(a, -1, dims=x_dim)) + 0.5 * a
-    return 0.25 * (torch.roll(a, 1, dims=z_dim) + torch.roll(a, -1, dims=z_dim)) + 0.5 * a
+    for dim in (a.dim() - 3, a.dim() - 1):
+        a = torch.roll(a, 1, dims=dim).add_(torch.roll(a, -1, dims=dim)).mul_(0.25).add_(a, alpha=0.5)
+    return a
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +371,8 @@ class Smagorinsky(EddyViscosityModel):
         Parameters
         ----------
         g
-            Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+            Velocity gradient, shape ``(3, 3, ...)`` (or its components ``g[i][j]``), in
+            ``u_tau / h``; not modified.
         delta
             Filter width in ``h``, broadcastable to ``g.shape[2:]``.
         damping
@@ -387,7 +409,7 @@ class Smagorinsky(EddyViscosityModel):
     ) -> torch.Tensor:
         """``nu_t = (C_s Delta D)^2 |S|``, shape ``(nx, ny, nz)``, in ``u_tau h``; ``nu`` (in
         ``u_tau h``) sets the wall units of the damping."""
-        g = velocity_gradient(ops, u, v, w)
+        g = _velocity_gradient_components(ops, u, v, w)
         return self._nu_t_from_gradient(g, filter_width(ops), self.damping(ops, u, nu))
 
 
@@ -403,9 +425,15 @@ class WALE(EddyViscosityModel):
     off as ``y^3`` without any damping function. It does not vanish for a solid-body rotation
     (there ``S = 0`` and ``nu_t = (C_w Delta)^2 (S^d_ij S^d_ij)^(1/4)``).
 
-    Evaluation and round-off guard: the ratio is homogeneous of degree one in ``g``, so it is
-    computed for ``g' = g / m`` with ``m = max_ij |g_ij|`` (entries of order one: no power of
-    the gradient over- or underflows) and multiplied by ``m``. The denominator gets
+    Evaluation: with ``S`` and the rotation rate ``Omega_ij = (g_ij - g_ji) / 2 = -eps_ijk r_k``,
+    the symmetric part of ``g2`` is ``S S + Omega Omega = S S + r r^T - |r|^2 I``, so ``S^d`` is
+    the deviatoric part of ``S S + r r^T``, six components of four products each. This is exact
+    for any ``g``; Nicoud & Ducros' form in the invariants of ``S`` and ``Omega`` also assumes
+    ``S_kk = 0``, which the discrete gradient satisfies only to the solver's tolerance.
+
+    Round-off guard: the ratio is homogeneous of degree one in ``g``, so it is computed for
+    ``g' = g / m`` with ``m = max_ij |g_ij|`` (entries of order one: no power of the gradient
+    over- or underflows) and multiplied by ``m``. The denominator gets
     ``eps = torch.finfo(dtype).tiny`` (the smallest normal number, 2.2e-308 in float64) added,
     which only matters in the ``0/0`` case ``g = 0``, where it gives ``nu_t = 0``; for any
     ``g != 0`` the normalised denominator is of order one (``S^d = 0`` and ``S = 0`` together
@@ -434,7 +462,8 @@ class WALE(EddyViscosityModel):
         Parameters
         ----------
         g
-            Velocity gradient, shape ``(3, 3, ...)``, in ``u_tau / h``.
+            Velocity gradient, shape ``(3, 3, ...)`` (or its components ``g[i][j]``), in
+            ``u_tau / h``; not modified.
         delta
             Filter width in ``h``, broadcastable to ``g.shape[2:]``.
 
@@ -445,24 +474,39 @@ class WALE(EddyViscosityModel):
         """
         # the ratio is homogeneous of degree one in g: evaluate it for g / max|g_ij| (entries of
         # order one, so that no power over- or underflows) and rescale
-        scale = g.abs().amax(dim=(0, 1))
-        g = g / torch.where(scale > 0, scale, torch.ones_like(scale))
-        g2 = torch.einsum("ik...,kj...->ij...", g, g)
-        sd = strain_rate(g2)
-        trace = g2[0, 0] + g2[1, 1] + g2[2, 2]
-        eye = torch.eye(3, dtype=g.dtype, device=g.device).view(3, 3, *([1] * (g.dim() - 2)))
-        sd = sd - eye * (trace / 3.0)
-        s = strain_rate(g)
-        ss = (s * s).sum(dim=(0, 1))
-        sdsd = (sd * sd).sum(dim=(0, 1))
-        ratio = sdsd**1.5 / (ss**2.5 + sdsd**1.25 + torch.finfo(g.dtype).tiny)
-        return (self.cw * delta) ** 2 * scale * ratio
+        scale = g[0][0].abs()
+        for i, j in _ALL_PAIRS[1:]:
+            scale.clamp_min_(g[i][j].abs())  # running maximum
+        safe_scale = torch.where(scale > 0, scale, 1.0)
+        g = [[g[i][j] / safe_scale for j in range(3)] for i in range(3)]
+        # sym(g2) = S S + Omega Omega, where Omega_ij = (g_ij - g_ji) / 2 = -eps_ijk r_k gives
+        # Omega Omega = r r^T - |r|^2 I, whose isotropic part drops out of S^d
+        s11, s22, s33, s12, s13, s23 = s = _strain_components(g)
+        r1, r2, r3 = ((g[j][i] - g[i][j]).mul_(0.5) for i, j in ((1, 2), (2, 0), (0, 1)))
+        sd = _deviatoric_symmetric(
+            [
+                _sum_of_products((s11, s11), (s12, s12), (s13, s13), (r1, r1)),
+                _sum_of_products((s12, s12), (s22, s22), (s23, s23), (r2, r2)),
+                _sum_of_products((s13, s13), (s23, s23), (s33, s33), (r3, r3)),
+                _sum_of_products((s11, s12), (s12, s22), (s13, s23), (r1, r2)),
+                _sum_of_products((s11, s13), (s12, s23), (s13, s33), (r1, r3)),
+                _sum_of_products((s12, s13), (s22, s23), (s23, s33), (r2, r3)),
+            ]
+        )
+        ss = _contract_symmetric(s, s)
+        sdsd = _contract_symmetric(sd, sd)
+        # the powers 3/2, 5/2 and 5/4 from square roots (much cheaper than pow)
+        root_sdsd = sdsd.sqrt()
+        numerator = sdsd * root_sdsd
+        denominator = (ss * ss).mul_(ss.sqrt()).addcmul_(sdsd, root_sdsd.sqrt())
+        denominator.add_(torch.finfo(ss.dtype).tiny)
+        return numerator.div_(denominator).mul_(scale).mul_((self.cw * delta) ** 2)
 
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> torch.Tensor:
         """WALE ``nu_t``, shape ``(nx, ny, nz)``, in ``u_tau h`` (independent of ``nu``)."""
-        return self._nu_t_from_gradient(velocity_gradient(ops, u, v, w), filter_width(ops))
+        return self._nu_t_from_gradient(_velocity_gradient_components(ops, u, v, w), filter_width(ops))
 
 
 class DynamicSmagorinsky(EddyViscosityModel):
@@ -543,25 +587,31 @@ class DynamicSmagorinsky(EddyViscosityModel):
             ``|S|`` at the cell centres, in ``u_tau / h``.
         """
         delta = filter_width(ops)
-        s = _symmetric_components(strain_rate(velocity_gradient(ops, u, v, w)))
-        magnitude = torch.sqrt(2.0 * _contract_symmetric(s, s))
+        s = _strain_components(_velocity_gradient_components(ops, u, v, w))
+        magnitude = _magnitude(s)
 
-        centres = torch.stack(ops.to_centres(u, v, w))
-        centres_f = _test_filter_xz(centres)
-        products = torch.stack([centres[i] * centres[j] for i, j in _SYM_PAIRS])
-        resolved = torch.stack([centres_f[i] * centres_f[j] for i, j in _SYM_PAIRS])
-        leonard = _test_filter_xz(products) - resolved  # L_ij M^d_ij = L^d_ij M^d_ij
+        centres = ops.to_centres(u, v, w)
+        centres_f = [_test_filter_xz(c) for c in centres]
+        # L_ij (its isotropic part drops out: L_ij M^d_ij = L^d_ij M^d_ij)
+        leonard = [
+            _test_filter_xz(centres[i] * centres[j]).addcmul_(centres_f[i], centres_f[j], value=-1.0)
+            for i, j in _SYM_PAIRS
+        ]
 
-        s_f = _test_filter_xz(s)
-        magnitude_f = torch.sqrt(2.0 * _contract_symmetric(s_f, s_f))
-        model = 2.0 * delta**2 * (_test_filter_xz(magnitude * s) - self.alpha_squared * magnitude_f * s_f)
-        model = _deviatoric_symmetric(model)
+        s_f = [_test_filter_xz(component) for component in s]
+        magnitude_f = _magnitude(s_f)
+        factor, alpha_squared = 2.0 * delta**2, self.alpha_squared
+        model = _deviatoric_symmetric(
+            [
+                _test_filter_xz(magnitude * s_k).addcmul_(magnitude_f, s_f_k, value=-alpha_squared).mul_(factor)
+                for s_k, s_f_k in zip(s, s_f)
+            ]
+        )
 
         numerator = _contract_symmetric(leonard, model).mean(dim=(0, 2))
         denominator = _contract_symmetric(model, model).mean(dim=(0, 2))
         positive = denominator > 0
-        safe = torch.where(positive, denominator, torch.ones_like(denominator))
-        coefficient = torch.where(positive, numerator / safe, torch.zeros_like(numerator))
+        coefficient = torch.where(positive, numerator, 0.0) / torch.where(positive, denominator, 1.0)
         return coefficient, magnitude
 
     def eddy_viscosity(
