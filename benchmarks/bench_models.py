@@ -2,7 +2,8 @@
 
 For each model and preset (``paper``, ``cpu``) on 32 x 33 x 16 cells: parameters, forward and
 forward + backward time per sample (batch 1, float32) and the peak resident memory the
-forward + backward adds (measured in a fresh process per model, from ``ru_maxrss``). Then the
+forward + backward adds above the memory held before it (a fresh process per model; Linux
+``VmHWM`` reset through ``/proc/self/clear_refs``; on CUDA the allocator's peak). Then the
 cost of advancing one unit of simulated time (h/u_tau): a surrogate makes one forward per
 snapshot spacing ``--dt`` (the dataset's, 0.2 h/u_tau for ``cases/dataset_re180.yaml``); the WALE
 LES on the same grid takes ``--les-steps`` time steps per h/u_tau (94.8 for the Re_tau = 180 WALE
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import resource
+from pathlib import Path
 
 import torch
 
@@ -28,6 +29,14 @@ from timing import median_seconds
 GRID = ChannelGrid(32, 33, 16, lx=4 * math.pi, lz=4 * math.pi / 3, stretching=2.0)
 
 
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
     """Time one model in this (fresh) process and put the figures on ``queue``."""
     torch.manual_seed(0)
@@ -35,7 +44,8 @@ def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
     model = build_model(name, preset).to(dev)
     x = torch.randn(1, 1, 3, *GRID.shape, device=dev)
     coords = {axis: torch.as_tensor(getattr(GRID, axis), dtype=torch.float32, device=dev) for axis in "xyz"}
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set size
+    before = _status_kib("VmRSS")
 
     def forward() -> None:
         with torch.no_grad():
@@ -46,7 +56,7 @@ def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
         model(x, coords).square().mean().backward()
 
     t_backward = median_seconds(forward_backward, dev, repeats)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    peak = _status_kib("VmHWM") - before
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         forward_backward()
