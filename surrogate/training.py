@@ -190,7 +190,9 @@ class _Run:
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(self.module)
         self.optimizer = torch.optim.AdamW(self.module.parameters(), lr=training.lr, weight_decay=training.weight_decay)
-        self.steps_per_epoch = len(_batches(len(self.train_set), training.batch_size, 0, 0, training.max_batches))
+        self.steps_per_epoch = math.ceil(len(self.train_set) / training.batch_size)
+        if training.max_batches:
+            self.steps_per_epoch = min(self.steps_per_epoch, training.max_batches)
         self.scheduler = _schedule(self.optimizer, training, self.steps_per_epoch)
         self.epoch = 0
         self.best = math.inf
