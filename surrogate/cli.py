@@ -1,5 +1,8 @@
 """The ``surrogate`` command.
 
+``surrogate run CASE [KEY=VALUE ...] [--redo STAGE ...] [--quiet]`` runs (or finishes) a whole
+study: dataset, LES baselines, surrogates, rollouts and the report (see :mod:`surrogate.study`);
+stages whose inputs and settings did not change are not run again.
 ``surrogate dns CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` runs a channel-flow
 case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002``).
 ``surrogate les CASE ...`` does the same for a case with a subgrid-model (``sgs``) section.
@@ -39,6 +42,14 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="surrogate", description="Turbulent channel flow: DNS, LES and neural-operator surrogates."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = commands.add_parser(
+        "run", help="run a whole study (dataset, LES, surrogates, rollouts, report); run again to resume"
+    )
+    _add_case_arguments(sub)
+    sub.add_argument(
+        "--redo", nargs="+", default=[], metavar="STAGE",
+        help="run these stages again even if up to date: report, train/fno, les (every LES), ...",
+    )
     for name, text in (
         ("dns", "run a direct numerical simulation case"),
         ("les", "run a large-eddy simulation case (a case with an sgs section)"),
@@ -137,6 +148,16 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_study(args: argparse.Namespace) -> int:
+    from .study import run_study
+    from .study_case import load_study_case
+
+    summary = run_study(load_study_case(args.case, args.overrides), redo=args.redo, progress=not args.quiet)
+    print(summary.read_text())
+    print(f"summary in {summary}; reports in {summary.parent / 'report'}")
+    return 0
+
+
 def _make_dataset(args: argparse.Namespace) -> int:
     from .data import generate_dataset, load_dataset_case
 
@@ -165,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DatasetFolderError, ManifestError
     from .solver.simulation import RunFolderError
     from .training import TrainingError
+    from .validation import ValidationError
 
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -174,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.overrides = [*getattr(args, "overrides", []), *extra]
     args.command_line = _command_line(argv)
     handlers = {
+        "run": _run_study,
         "dns": _run_simulation,
         "les": _run_simulation,
         "dataset": _make_dataset,
@@ -192,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DatasetFolderError,
         ManifestError,
         TrainingError,
+        ValidationError,
     ) as exc:
         print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)
         return 2

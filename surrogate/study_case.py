@@ -1,0 +1,178 @@
+"""Study case files: the whole IFactFormer-m study in one file, run by ``surrogate run CASE``.
+
+A study names its stages and their settings::
+
+    name: quickstart
+    output: runs/{name}              # the run folder: every stage's output and study.yaml
+    device: cpu                      # LES solver and surrogate training/rollout device
+    dataset:
+      case: dataset_quick.yaml       # a dataset case (DNS + filter), made in <run>/dataset ...
+      overrides: [dt_snapshot=0.1]
+      # path: datasets/dataset_re180 # ... or an existing dataset folder, used as it is
+    les:
+      case: quick.yaml               # channel case the LES runs are made from; its grid becomes
+                                     # the dataset's coarse grid (default: the dataset's DNS case)
+      models: [none, smagorinsky, wale, dynamic_smagorinsky]
+      t_end: 40.0                    # h/u_tau
+      stats_start: 10.0              # statistics over t >= stats_start
+    surrogates:
+      - label: ifactformer_m
+        model: {name: ifactformer_m, preset: cpu}
+        training: {epochs: 20}
+      - {label: fno, model: {name: fno, preset: cpu}}
+    rollout: {steps: 200, split: test, start: 0}
+    validation:
+      references: [dataset, mkm180]  # the dataset's filtered DNS test split, published profiles, a run
+      speed_baseline: wale           # the LES whose cost the surrogates are compared with
+
+Relative paths (``dataset.case``, ``dataset.path``, ``les.case``) are taken against the study
+file's folder where they exist there, else against the working directory. Times are in h/u_tau.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+from .config import _check_placeholders, _require, load_config, resolve_path
+from .train_case import DataConfig, ModelConfig, RolloutConfig, TrainingConfig
+
+__all__ = [
+    "LESStageConfig",
+    "StudyCase",
+    "StudyDatasetConfig",
+    "SurrogateConfig",
+    "ValidationConfig",
+    "load_study_case",
+]
+
+LESModel = Literal["none", "smagorinsky", "wale", "dynamic_smagorinsky"]
+
+
+@dataclass
+class StudyDatasetConfig:
+    """The filtered-DNS data: a dataset ``case`` file made in the run folder, or an existing ``path``."""
+
+    case: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    path: str | None = None
+
+    def validate(self) -> None:
+        """Exactly one of ``case`` and ``path``."""
+        _require(
+            (self.case is None) != (self.path is None),
+            "give exactly one of 'case' (a dataset case file to make) and 'path' (an existing dataset folder)",
+        )
+        _require(self.path is None or not self.overrides, "'overrides' apply to 'case'; they cannot change an existing dataset")
+
+
+@dataclass
+class LESStageConfig:
+    """The LES baselines: one run per subgrid model on the dataset's coarse grid and box.
+
+    ``case`` is the channel case the runs are built from (physics, initial field, solver); its
+    grid is replaced by the dataset's coarse grid and its ``sgs`` section by each model with
+    ``parameters[model]`` (unset: the model's defaults). ``overrides`` then apply to every run.
+    """
+
+    models: list[LESModel] = field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
+    case: str | None = None
+    t_end: float = 100.0
+    stats_start: float = 30.0
+    snapshot_interval: float = 1.0
+    checkpoint_interval: float = 10.0
+    parameters: dict[str, dict[str, float]] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Distinct models, a statistics window inside the run."""
+        _require(len(set(self.models)) == len(self.models), f"models must be distinct, got {self.models}")
+        for name in ("t_end", "snapshot_interval", "checkpoint_interval"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value > 0, f"{name} must be positive (h/u_tau), got {value}")
+        _require(0 <= self.stats_start < self.t_end, f"stats_start must be in [0, t_end), got {self.stats_start}")
+        unknown = [name for name in self.parameters if name not in self.models]
+        _require(not unknown, f"parameters given for model(s) {unknown} that are not in models {self.models}")
+
+
+@dataclass
+class SurrogateConfig:
+    """One surrogate to train and roll out: a ``label`` (its folder name) and the sections of a training case."""
+
+    label: str
+    model: ModelConfig
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self) -> None:
+        """A usable folder name."""
+        _require(bool(self.label.strip()) and "/" not in self.label, f"label must be a folder name, got {self.label!r}")
+
+
+@dataclass
+class ValidationConfig:
+    """What the runs are compared with.
+
+    ``references``: ``dataset`` (the dataset's filtered-DNS test split), a published profile set
+    (``mkm180``, ``lm180``, ...) or a run path; one report each, the first one also gives the
+    summary table. ``speed_baseline``: the LES model whose cost per h/u_tau the surrogates'
+    speed-up is measured against.
+    """
+
+    references: list[str] = field(default_factory=lambda: ["dataset"])
+    speed_baseline: str = "wale"
+
+    def validate(self) -> None:
+        """At least one reference."""
+        _require(bool(self.references), "references must name at least one reference")
+
+
+@dataclass
+class StudyCase:
+    """A whole study: data, LES baselines, surrogates, rollouts and the validation report."""
+
+    name: str
+    dataset: StudyDatasetConfig
+    surrogates: list[SurrogateConfig] = field(default_factory=list)
+    les: LESStageConfig | None = None
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    device: str = "cpu"
+    output: str = "runs/{name}"
+    description: str = ""
+
+    def validate(self) -> None:
+        """A usable name, distinct surrogate labels, something to compare, a known speed baseline."""
+        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
+        _check_placeholders(self.output)
+        labels = [item.label for item in self.surrogates]
+        _require(len(set(labels)) == len(labels), f"surrogate labels must be distinct, got {labels}")
+        _require(bool(labels) or self.les is not None, "a study needs at least one surrogate or an 'les' section")
+        if self.les is not None and labels:
+            _require(
+                self.validation.speed_baseline in self.les.models,
+                f"validation.speed_baseline {self.validation.speed_baseline!r} is not one of the LES models {self.les.models}",
+            )
+
+    def output_dir(self) -> Path:
+        """The run folder: ``output`` with ``{name}`` replaced."""
+        return Path(self.output.format(name=self.name))
+
+
+def load_study_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> StudyCase:
+    """Load a study case file and resolve its relative paths against the file's folder.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys or bad values, naming the key and what was expected.
+    """
+    case = load_config(StudyCase, path, overrides)
+    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    for section, key in ((case.dataset, "case"), (case.dataset, "path"), (case.les, "case")):
+        if section is not None and getattr(section, key) is not None:
+            setattr(section, key, str(resolve_path(getattr(section, key), base)))
+    return case
