@@ -156,7 +156,7 @@ class _Study:
         try:
             info = work(fresh)
         except BaseException:
-            record.update(status="failed", wall_s=previous + wallclock.perf_counter() - started)
+            record.update(status="failed", wall_s=round(previous + wallclock.perf_counter() - started, 3))
             self._save()
             raise
         record.update(status="done", finished=_now(), wall_s=round(previous + wallclock.perf_counter() - started, 3))
@@ -182,7 +182,10 @@ class _Study:
             return folder
         folder = self.folder / "dataset"
         dataset_case = load_dataset_case(settings.case, [*settings.overrides, f"output={folder}"])
-        key = _key({k: v for k, v in dump_config(dataset_case).items() if k not in ("output", "description")})
+        key = _key(
+            {k: v for k, v in dump_config(dataset_case).items() if k not in ("output", "description")},
+            _source_content(dataset_case),
+        )
 
         def work(fresh: bool) -> dict[str, Any]:
             generate_dataset(dataset_case, overwrite=fresh and folder.exists(), progress=self.progress, echo=self.echo)
@@ -238,7 +241,7 @@ class _Study:
             case = self.les_case(model, dataset_folder)
             plain = dump_config(case)
             plain["run"].pop("output")
-            key = _key(plain, self.keys["dataset"])
+            key = _key(plain)  # the dataset enters through its grid only
             folder = case.output_dir()
 
             def work(fresh: bool, case: CaseConfig = case, folder: Path = folder) -> dict[str, Any]:
@@ -348,6 +351,17 @@ class _Study:
         les = self.les(dataset_folder)
         rollouts = self.surrogates(dataset_folder)
         return self.report(dataset_folder, les, rollouts)
+
+
+def _source_content(case: Any) -> Any:
+    """What the DNS of a dataset case is, beyond its file names: the DNS case's settings (its
+    output aside), or the size and modification time of each existing source field file."""
+    source = case.source
+    if source.case is not None:
+        dns = dump_config(load_case(source.case, source.overrides))
+        dns["run"].pop("output")
+        return dns
+    return [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in source.fields]
 
 
 def _slug(reference: str) -> str:
