@@ -11,6 +11,10 @@ run recorded in validation/README.md), each timed here in the same run.
 
     python benchmarks/bench_models.py
     python benchmarks/bench_models.py --presets cpu --device cuda
+    python benchmarks/bench_models.py --models encoder_processor_decoder --presets cpu vit_cpu pooling_cpu
+
+A model without one of the ``--presets`` is skipped for that preset (the encoder-processor-decoder
+model has a preset per encoder kind, e.g. ``vit_cpu``, besides ``cpu`` and ``paper``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import torch
 
 from surrogate.grid import ChannelGrid
-from surrogate.models import available_models, build_model, count_parameters
+from surrogate.models import available_models, build_model, count_parameters, model_presets
 from timing import median_seconds
 
 GRID = ChannelGrid(32, 33, 16, lx=4 * math.pi, lz=4 * math.pi / 3, stretching=2.0)
@@ -88,18 +92,20 @@ def main() -> None:
     print(f"device {args.device}, float32 models, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"grid {GRID.nx}x{GRID.ny}x{GRID.nz}")
     print(f"WALE LES (compiled, float64): {les:.2f} s per h/u_tau ({args.les_steps} steps)")
-    print(f"{'model':>14} {'preset':>6} {'parameters':>11} {'forward [s]':>12} {'fwd+bwd [s]':>12} "
+    print(f"{'model':>25} {'preset':>17} {'parameters':>11} {'forward [s]':>12} {'fwd+bwd [s]':>12} "
           f"{'peak [MiB]':>11} {'s per h/u_tau':>14} {'faster than LES':>16}")
     context = multiprocessing.get_context("spawn")
     for preset in args.presets:
         for name in args.models:
+            if preset not in model_presets(name):
+                continue
             queue = context.Queue()
             process = context.Process(target=measure, args=(name, preset, args.device, args.repeats, queue))
             process.start()
             params, forward, backward, peak = queue.get()
             process.join()
             per_time = forward / args.dt
-            print(f"{name:>14} {preset:>6} {params:>11,} {forward:12.4f} {backward:12.4f} {peak:11.1f} "
+            print(f"{name:>25} {preset:>17} {params:>11,} {forward:12.4f} {backward:12.4f} {peak:11.1f} "
                   f"{per_time:14.3f} {les / per_time:15.1f}x", flush=True)
 
 

@@ -46,6 +46,9 @@ class SurrogateModel(nn.Module):
     """Base class of the surrogates: records its constructor arguments in ``hparams``."""
 
     registry_name: ClassVar[str] = ""
+    weight_init_arguments: ClassVar[tuple[str, ...]] = ()
+    """Constructor arguments that only choose initial weights (e.g. a pretrained file): :func:`load_model`
+    rebuilds without them, since the checkpoint's state dict holds the weights."""
     hparams: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -100,7 +103,7 @@ def register_model(name: str, presets: Mapping[str, Mapping[str, Any]] | None = 
 
 
 def _load_builtin_models() -> None:
-    from . import fno, ifactformer  # noqa: F401  (registers the built-in models)
+    from . import encoders, fno, ifactformer  # noqa: F401  (registers the built-in models)
 
 
 def available_models() -> list[str]:
@@ -163,11 +166,16 @@ def save_model(model: SurrogateModel, path: str | PathLike[str], extra: Mapping[
 
 
 def load_model(path: str | PathLike[str], map_location: Any = "cpu") -> tuple[SurrogateModel, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`; returns ``(model, checkpoint)``."""
+    """Rebuild a model saved by :func:`save_model`; returns ``(model, checkpoint)``.
+
+    Arguments named in the model class's ``weight_init_arguments`` are left at their defaults.
+    """
     checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     for key in ("model", "hparams", "state_dict"):
         if key not in checkpoint:
             raise ValueError(f"{path} is not a model checkpoint: it lacks {key!r} (expected model, hparams, state_dict)")
-    model = build_model(checkpoint["model"], **checkpoint["hparams"])
+    _check_name(checkpoint["model"])
+    skipped = _REGISTRY[checkpoint["model"]].weight_init_arguments
+    model = build_model(checkpoint["model"], **{k: v for k, v in checkpoint["hparams"].items() if k not in skipped})
     model.load_state_dict(checkpoint["state_dict"])
     return model, checkpoint
