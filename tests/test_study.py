@@ -212,7 +212,7 @@ def test_quickstart_study_runs_end_to_end(tmp_path, monkeypatch):
         methods = [row["method"] for row in csv.DictReader(handle)]
     assert methods == [
         "LES none", "LES smagorinsky", "LES wale", "LES dynamic_smagorinsky",
-        "ifactformer_m", "ifactformer_o", "fno", "ifno",
+        "ifactformer_m", "ifactformer_o", "fno", "ifno", "encoder",
     ]
     for reference in ("dataset", "mkm180"):
         assert (folder / "report" / reference / "report.html").is_file()
