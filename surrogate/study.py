@@ -17,7 +17,9 @@ The stages of a study case (:mod:`surrogate.study_case`), in order:
     reference, with each method's stability and cost per h/u_tau.
 
 Everything lands in the run folder, with ``study.yaml`` as its manifest: the case, and for each
-stage its key, status, wall time and outputs. A stage's key is a hash of its own settings and
+stage its ``key``, ``status`` (``running``, ``done`` or ``failed``), ``started`` and ``finished``
+times, ``wall_s`` (seconds, summed over the attempts with the same key) and its facts (output
+``path``, epochs and best test loss of a training, steps and status of a rollout, ...). A stage's key is a hash of its own settings and
 the keys of the stages it reads, so a stage whose inputs and settings did not change is not run
 again; a stage whose key changed is redone from scratch, and a stage that was interrupted is
 resumed (DNS and LES from their checkpoints, training from its last epoch, the dataset after its
@@ -27,12 +29,12 @@ last filtered snapshot).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import hashlib
 import math
 import os
 import time as wallclock
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -46,20 +48,9 @@ from .fields import open_fields
 from .study_case import StudyCase
 from .train_case import TrainCase
 
-__all__ = ["MANIFEST_NAME", "StageRecord", "run_study", "read_study_manifest"]
+__all__ = ["MANIFEST_NAME", "energy_ratio", "read_study_manifest", "run_study", "solver_cost", "write_summary"]
 
 MANIFEST_NAME = "study.yaml"
-
-
-@dataclass
-class StageRecord:
-    """What ``study.yaml`` keeps of a stage: ``key``, ``status`` (``running``, ``done``,
-    ``failed``), ``wall_s`` (seconds, summed over interrupted attempts) and stage facts."""
-
-    key: str
-    status: str
-    wall_s: float
-    info: dict[str, Any]
 
 
 def read_study_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -77,15 +68,8 @@ def _now() -> str:
 
 
 def _key(*parts: Any) -> str:
-    return config_hash({"parts": [_plain(part) for part in parts]})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    """The short hash of plain settings (mappings, lists, scalars) that keys a stage."""
+    return config_hash({"parts": list(parts)})
 
 
 def _last_row(path: Path) -> dict[str, str] | None:
@@ -256,14 +240,12 @@ class _Study:
     def train_case(self, index: int, dataset_folder: Path) -> TrainCase:
         """The training case of surrogate ``index`` in the run folder."""
         item = self.case.surrogates[index]
-        training = dump_config(item.training)
-        training["device"] = self.case.device
         return TrainCase(
             name=item.label,
             dataset=str(dataset_folder),
             model=item.model,
             data=item.data,
-            training=type(item.training)(**training),
+            training=dataclasses.replace(item.training, device=self.case.device),
             rollout=self.case.rollout,
             output=str(self.folder / "surrogates" / item.label),
             description=f"surrogate {item.label} of study {self.case.name}",
@@ -311,12 +293,9 @@ class _Study:
         key = _key(dump_config(settings), sorted(self.keys.items()), self.case.les.stats_start if self.case.les else None)
 
         def work(fresh: bool) -> dict[str, Any]:
-            tables = {}
-            for reference in settings.references:
-                tables[reference] = self._evaluate(reference, dataset_folder, les, rollouts)
-            first = tables[settings.references[0]]
+            tables = [self._evaluate(reference, dataset_folder, les, rollouts) for reference in settings.references]
             summary = write_summary(
-                self.folder, self.manifest, first, settings.references[0], settings.speed_baseline, list(self.keys)
+                self.folder, self.manifest, tables[0], settings.references[0], settings.speed_baseline, list(self.keys)
             )
             return {"summary": str(summary), "reports": [str(self.folder / "report" / _slug(r)) for r in settings.references]}
 
