@@ -152,7 +152,9 @@ def _run_study(args: argparse.Namespace) -> int:
     from .study import run_study
     from .study_case import load_study_case
 
-    summary = run_study(load_study_case(args.case, args.overrides), redo=args.redo, progress=not args.quiet)
+    summary = run_study(
+        load_study_case(args.case, args.overrides), redo=args.redo, progress=not args.quiet, command=args.command_line
+    )
     print(summary.read_text())
     print(f"summary in {summary}; reports in {summary.parent / 'report'}")
     return 0

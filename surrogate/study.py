@@ -97,9 +97,12 @@ def solver_cost(diagnostics: Path) -> float:
 class _Study:
     """Runs the stages of one study in its run folder, keeping ``study.yaml`` up to date."""
 
-    def __init__(self, case: StudyCase, progress: bool, echo: Callable[[str], None], redo: list[str]) -> None:
+    def __init__(
+        self, case: StudyCase, progress: bool, echo: Callable[[str], None], redo: list[str], command: str | None
+    ) -> None:
         self.case = case
         self.redo = redo
+        self.command = command
         self.folder = case.output_dir()
         self.progress = progress
         self.echo = echo
@@ -322,7 +325,7 @@ class _Study:
         evaluation = evaluate(runs, target, truth=truth)
         if reference == "dataset":
             evaluation.notes.insert(0, "Reference: the dataset's filtered-DNS test split, on the same coarse grid.")
-        command = f"surrogate run ({self.case.name}), reference {reference}"
+        command = self.command or f"surrogate run (study {self.case.name})"
         return write_evaluation(evaluation, self.folder / "report" / _slug(reference), command=command)
 
     def run(self) -> Path:
@@ -477,6 +480,7 @@ def run_study(
     redo: list[str] | tuple[str, ...] = (),
     progress: bool = True,
     echo: Callable[[str], None] = tqdm.write,
+    command: str | None = None,
 ) -> Path:
     """Run (or finish) every stage of a study and return the path of its ``summary.md``.
 
@@ -491,5 +495,7 @@ def run_study(
         Progress bars of the DNS, LES, training and rollouts.
     echo
         Where one-line messages go.
+    command
+        The command line, for the top of the reports.
     """
-    return _Study(case, progress, echo, list(redo)).run()
+    return _Study(case, progress, echo, list(redo), command).run()
