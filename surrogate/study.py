@@ -188,13 +188,10 @@ class _Study:
         self.stage("dataset", key, work)
         return folder
 
-    def les_case(self, model: str, dataset_folder: Path) -> CaseConfig:
-        """The LES case of ``model``: the base case on the dataset's coarse grid and box."""
-        from .data.manifest import read_manifest
-
+    def les_case(self, model: str, manifest: Mapping[str, Any]) -> CaseConfig:
+        """The LES case of ``model``: the base case on the coarse grid and box of the dataset ``manifest``."""
         settings = self.case.les
         assert settings is not None
-        manifest = read_manifest(dataset_folder)
         base = settings.case or (manifest.get("case", {}).get("source", {}) or {}).get("case")
         if base is None:
             raise ConfigError(
@@ -221,11 +218,15 @@ class _Study:
 
     def les(self, dataset_folder: Path) -> dict[str, Path]:
         """The LES stages; returns model -> run folder."""
+        from .data.manifest import read_manifest
         from .solver.simulation import run_case
 
+        if self.case.les is None:
+            return {}
+        manifest = read_manifest(dataset_folder)
         folders = {}
-        for model in self.case.les.models if self.case.les is not None else []:
-            case = self.les_case(model, dataset_folder)
+        for model in self.case.les.models:
+            case = self.les_case(model, manifest)
             plain = dump_config(case)
             plain["run"].pop("output")
             key = _key(plain)  # the dataset enters through its grid only
@@ -293,7 +294,7 @@ class _Study:
     def report(self, dataset_folder: Path, les: dict[str, Path], rollouts: dict[str, Path]) -> Path:
         """The report stage; returns the summary file."""
         settings = self.case.validation
-        key = _key(dump_config(settings), sorted(self.keys.items()), self.case.les.stats_start if self.case.les else None)
+        key = _key(dump_config(settings), sorted(self.keys.items()))  # LES keys hold their stats_start
 
         def work(fresh: bool) -> dict[str, Any]:
             tables = [self._evaluate(reference, dataset_folder, les, rollouts) for reference in settings.references]
@@ -306,27 +307,24 @@ class _Study:
         return self.folder / "summary.md"
 
     def _evaluate(self, reference: str, dataset_folder: Path, les: dict[str, Path], rollouts: dict[str, Path]) -> xr.Dataset:
-        from .report import write_evaluation
-        from .validation import evaluate, open_run, time_window
+        """One report against ``reference`` (:func:`surrogate.validation.validate`); returns its table.
 
-        runs: dict[str, xr.Dataset] = {}
-        truth: dict[str, xr.Dataset] = {}
-        if reference != "dataset":
-            runs["filtered DNS"] = open_run(dataset_folder)
+        The LES enter as their statistics windows, the rollouts as files, so that validate finds
+        each rollout's truth and compares the two.
+        """
+        from .validation import open_run, time_window, validate
+
+        runs: dict[str, Any] = {} if reference == "dataset" else {"filtered DNS": dataset_folder}
         for model, folder in les.items():
             runs[f"LES {model}"] = time_window(open_run(folder / "fields.nc"), self.case.les.stats_start, f"LES {model}")
-        for label, path in rollouts.items():
-            ds = open_run(path)
-            runs[label] = ds
-            truth_file = str(ds.attrs.get("truth_file", ""))
-            if truth_file and Path(truth_file).is_file():
-                truth[label] = open_fields(truth_file)
-        target = str(dataset_folder) if reference == "dataset" else reference
-        evaluation = evaluate(runs, target, truth=truth)
-        if reference == "dataset":
-            evaluation.notes.insert(0, "Reference: the dataset's filtered-DNS test split, on the same coarse grid.")
-        command = self.command or f"surrogate run (study {self.case.name})"
-        return write_evaluation(evaluation, self.folder / "report" / _slug(reference), command=command)
+        runs.update(rollouts)
+        return validate(
+            list(runs.values()),
+            str(dataset_folder) if reference == "dataset" else reference,
+            out_dir=self.folder / "report" / _slug(reference),
+            labels=list(runs),
+            command=self.command or f"surrogate run (study {self.case.name})",
+        )
 
     def run(self) -> Path:
         dataset_folder = self.dataset()
