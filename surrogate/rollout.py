@@ -6,10 +6,11 @@ made (so a rollout of 10,000 steps never holds more than its window in memory), 
 (u_tau) with time ``t_0 + k dt`` (``dt`` the dataset's snapshot spacing, h/u_tau) and the model,
 checkpoint and case in the attributes.
 
-Optional projection (``project=True``): each prediction is replaced by its divergence-free part,
-the exact discrete projection of :class:`~surrogate.projection.CentredProjection` on the cell
-centres (spectral in x and z, zero wall-normal velocity on the walls), which removes the least
-energy that makes the field divergence-free and leaves the mean streamwise profile unchanged.
+Optional constraints (:mod:`surrogate.constraints`): exact properties of the channel imposed on
+every prediction — the mean profile advanced by the mean-momentum equation with the predicted
+Reynolds stress, zero mean wall-normal velocity, the divergence-free projection, the flow rate of
+the initial state. What was imposed is recorded in the file's ``rollout_constraints`` attribute,
+apart from what the model predicted.
 
 The rollout stops early, keeping the states made so far in a finished file whose
 ``rollout_status`` attribute says why, when a prediction is not finite or its fluctuation
@@ -21,19 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from tqdm.auto import tqdm
 
+from .constraints import ConstraintSettings, RolloutConstraints
 from .data.normalization import Normalization
 from .fields import FieldWriter
 from .grid import ChannelGrid
 from .models import SurrogateModel
-from .projection import CentredProjection
 from .train_case import TrainCase
 
-__all__ = ["RolloutResult", "fluctuation_energy", "rollout", "rollout_case"]
+__all__ = ["Predictions", "RolloutResult", "fluctuation_energy", "rollout", "rollout_case"]
 
 
 def fluctuation_energy(field: torch.Tensor, dy: torch.Tensor) -> float:
@@ -59,7 +60,59 @@ class RolloutResult:
         return self.status == "completed"
 
 
-@torch.no_grad()
+class Predictions:
+    """The states a model predicts from an initial window, one step at a time, constrained.
+
+    Parameters are those of :func:`rollout`. :meth:`run` yields the constrained states in
+    physical units ``(3, nx, ny, nz)``; it ends early when a prediction is not finite or its
+    fluctuation energy exceeds ``energy_bound`` times the initial state's, and ``status`` then
+    says why (``"completed"`` otherwise).
+    """
+
+    def __init__(
+        self,
+        model: SurrogateModel,
+        initial: torch.Tensor,
+        *,
+        normalization: Normalization,
+        grid: ChannelGrid,
+        dt: float,
+        re_tau: float,
+        constraints: ConstraintSettings = ConstraintSettings(),
+        energy_bound: float = 10.0,
+        device: Any = "cpu",
+    ) -> None:
+        device = torch.device(device)
+        self.model, self.normalization, self.energy_bound = model.to(device).eval(), normalization, energy_bound
+        self.coords = {name: torch.as_tensor(getattr(grid, name), dtype=torch.float32, device=device) for name in ("x", "y", "z")}
+        self.dy = torch.as_tensor(grid.dy, device=device)
+        self.window = normalization.normalize(initial.to(device, torch.float32))[None]  # (1, n_history, 3, nx, ny, nz)
+        self.state = initial[-1].to(device, torch.float32)
+        self.constraints = RolloutConstraints(constraints, self.state, grid, re_tau, dt, device=device)
+        self.energy0 = fluctuation_energy(self.state, self.dy)
+        self.status = "completed"
+
+    @torch.no_grad()
+    def run(self, steps: int) -> Iterator[torch.Tensor]:
+        """Yield up to ``steps`` predicted states, ``(3, nx, ny, nz)`` in u_tau."""
+        for k in range(1, steps + 1):
+            prediction = self.normalization.denormalize(self.model(self.window, self.coords).float())[0]
+            state = self.constraints(prediction, self.state)
+            if not torch.isfinite(state).all():
+                self.status = f"stopped at step {k}: the prediction has non-finite values"
+                return
+            energy = fluctuation_energy(state, self.dy)
+            if energy > self.energy_bound * self.energy0:
+                self.status = (
+                    f"stopped at step {k}: fluctuation energy {energy:.4g} u_tau^2 exceeds {self.energy_bound} x the "
+                    f"initial {self.energy0:.4g}"
+                )
+                return
+            self.state = state
+            self.window = torch.cat([self.window[:, 1:], self.normalization.normalize(state)[None, None]], dim=1)
+            yield state
+
+
 def rollout(
     model: SurrogateModel,
     initial: torch.Tensor,
@@ -71,7 +124,7 @@ def rollout(
     dt: float,
     re_tau: float,
     t0: float = 0.0,
-    project: bool = False,
+    constraints: ConstraintSettings = ConstraintSettings(),
     energy_bound: float = 10.0,
     attrs: Mapping[str, Any] | None = None,
     device: Any = "cpu",
@@ -95,8 +148,8 @@ def rollout(
         The statistics the model was trained with.
     grid, dt, re_tau
         Grid of the states, time between them (h/u_tau) and the friction Reynolds number.
-    project
-        Project every prediction onto divergence-free fields (see the module docstring).
+    constraints
+        What to impose on every prediction (see :mod:`surrogate.constraints`).
     energy_bound
         Stop when the fluctuation energy exceeds this multiple of the initial state's.
     attrs
@@ -107,50 +160,40 @@ def rollout(
     RolloutResult
         The finished file, the number of predictions it holds and how the rollout ended.
     """
-    device = torch.device(device)
-    model = model.to(device).eval()
-    coords = {name: torch.as_tensor(getattr(grid, name), dtype=torch.float32, device=device) for name in ("x", "y", "z")}
-    dy = torch.as_tensor(grid.dy, device=device)
-    window = normalization.normalize(initial.to(device, torch.float32))[None]  # (1, n_history, 3, nx, ny, nz)
-    projector = CentredProjection(grid, device=device) if project else None
-    state = initial[-1].to(device)
-    energy0 = fluctuation_energy(state, dy)
-    meta = {"source": f"surrogate rollout of {model.registry_name}", "rollout_dt": dt, "rollout_projected": int(project)}
+    predictions = Predictions(
+        model, initial, normalization=normalization, grid=grid, dt=dt, re_tau=re_tau,
+        constraints=constraints, energy_bound=energy_bound, device=device,
+    )
+    meta = {
+        "source": f"surrogate rollout of {model.registry_name}",
+        "rollout_dt": dt,
+        "rollout_projected": int(constraints.project),
+        "rollout_constraints": predictions.constraints.describe(),
+    }
     meta.update(attrs or {})
     writer = FieldWriter(path, grid, re_tau=re_tau, dtype="float32", attrs=meta, overwrite=overwrite)
-    writer.append(t0, *state)
-    status, done = "completed", 0
+    writer.append(t0, *predictions.state)
+    done = 0
     try:
-        for k in tqdm(range(1, steps + 1), disable=not progress, unit="step", desc="rollout"):
-            state = normalization.denormalize(model(window, coords).float())[0]
-            if projector is not None:
-                state = projector(state)
-            energy = fluctuation_energy(state, dy)
-            if not torch.isfinite(state).all():
-                status = f"stopped at step {k}: the prediction has non-finite values"
-                break
-            if energy > energy_bound * energy0:
-                status = (
-                    f"stopped at step {k}: fluctuation energy {energy:.4g} u_tau^2 exceeds {energy_bound} x the "
-                    f"initial {energy0:.4g}"
-                )
-                break
+        for k, state in enumerate(tqdm(predictions.run(steps), total=steps, disable=not progress, unit="step", desc="rollout"), 1):
             writer.append(t0 + k * dt, *state)
             done = k
-            window = torch.cat([window[:, 1:], normalization.normalize(state)[None, None]], dim=1)
     except BaseException:
         writer.close_partial()
         raise
+    status = predictions.status
     path = writer.finalize({"rollout_status": status, "rollout_steps": done})
     return RolloutResult(path, done, status)
 
 
-def rollout_case(case: TrainCase, *, overwrite: bool = False, progress: bool = True) -> RolloutResult:
+def rollout_case(
+    case: TrainCase, *, path: str | PathLike[str] | None = None, overwrite: bool = False, progress: bool = True
+) -> RolloutResult:
     """Roll out the trained model of a training case as its ``rollout`` section says.
 
     Uses the run folder's ``best.pt`` (or ``checkpoint.pt`` with ``checkpoint: last``), starts
-    from window ``rollout.start`` of the dataset split ``rollout.split`` and writes
-    ``rollout.nc`` in the run folder.
+    from window ``rollout.start`` of the dataset split ``rollout.split`` and writes ``path``
+    (default ``rollout.nc`` in the run folder).
 
     Raises
     ------
@@ -164,10 +207,10 @@ def rollout_case(case: TrainCase, *, overwrite: bool = False, progress: bool = T
 
     settings = case.rollout
     folder = case.output_dir()
-    path = folder / ("best.pt" if settings.checkpoint == "best" else "checkpoint.pt")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: train the model first (surrogate train CASE)")
-    model, checkpoint = load_trained_model(path, map_location=case.training.device)
+    weights = folder / ("best.pt" if settings.checkpoint == "best" else "checkpoint.pt")
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights} does not exist: train the model first (surrogate train CASE)")
+    model, checkpoint = load_trained_model(weights, map_location=case.training.device)
     truth = WindowDataset(case.dataset, settings.split, n_history=checkpoint["n_history"], n_target=1, normalization=None)
     if settings.start >= len(truth):
         raise ValueError(f"rollout.start = {settings.start}, but split {settings.split!r} has {len(truth)} windows")
@@ -177,18 +220,18 @@ def rollout_case(case: TrainCase, *, overwrite: bool = False, progress: bool = T
         model,
         history,
         settings.steps,
-        folder / "rollout.nc",
+        folder / "rollout.nc" if path is None else path,
         normalization=checkpoint["normalization"],
         grid=truth.grid,
         dt=truth.dt,
         re_tau=truth.re_tau,
         t0=float(truth.times(settings.start)[checkpoint["n_history"] - 1]),
-        project=settings.project,
+        constraints=settings.constraints(),
         energy_bound=settings.energy_bound,
         attrs={
             "case": case.name,
             "model": model.registry_name,
-            "checkpoint": str(path),
+            "checkpoint": str(weights),
             "checkpoint_epoch": checkpoint.get("epoch", -1),
             "truth_file": str(source),
             "truth_first_snapshot": first,

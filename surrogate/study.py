@@ -408,7 +408,9 @@ def write_summary(
     for i, label in enumerate(table["run"].values):
         label = str(label)
         nan = float("nan")
-        row: dict[str, Any] = {"method": label, "kind": "data", "stable": "", "one_step_l2": nan, "energy_ratio": nan, "cost": nan}
+        row: dict[str, Any] = {
+            "method": label, "kind": "data", "stable": "", "imposed": "", "one_step_l2": nan, "energy_ratio": nan, "cost": nan,
+        }
         if label.startswith("LES "):
             row.update(kind="LES", stable="yes", cost=les_cost(label[4:]))
         elif f"rollout/{label}" in stages:
@@ -416,8 +418,10 @@ def write_summary(
             status = record["rollout_status"]
             with open_fields(record["path"]) as ds:
                 energy = energy_ratio(ds)
+                imposed = str(ds.attrs.get("rollout_constraints", "none"))
             row.update(
                 kind="surrogate",
+                imposed=imposed,
                 stable="yes" if status == "completed" else f"no: {status}",
                 one_step_l2=fit["best_test_loss"],
                 energy_ratio=energy,
@@ -427,7 +431,7 @@ def write_summary(
         for name in SUMMARY_COLUMNS + ("rollout_error_last", "rollout_correlation_last"):
             row[name] = float(table[name].values[i]) if name in table else float("nan")
         rows.append(row)
-    columns = ["method", "kind", "stable", "one_step_l2", "energy_ratio", *SUMMARY_COLUMNS, "cost", "speed_up"]
+    columns = ["method", "kind", "stable", "imposed", "one_step_l2", "energy_ratio", *SUMMARY_COLUMNS, "cost", "speed_up"]
     with open(folder / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*columns, "rollout_error_last", "rollout_correlation_last"])
         writer.writeheader()
@@ -439,7 +443,8 @@ def write_summary(
         return str(value)
 
     headers = {
-        "method": "method", "kind": "kind", "stable": "stable over the run", "one_step_l2": "one-step test L2",
+        "method": "method", "kind": "kind", "stable": "stable over the run", "imposed": "imposed in the rollout",
+        "one_step_l2": "one-step test L2",
         "energy_ratio": "energy end/start",
         "re_tau": "Re_tau", "re_tau_error": "Re_tau error", "U_max_abs": "max abs(dU+)", "U_l2": "L2 U+",
         "u_rms_l2": "L2 u_rms+", "v_rms_l2": "L2 v_rms+", "w_rms_l2": "L2 w_rms+", "uv_l2": "L2 uv+",
@@ -451,10 +456,11 @@ def write_summary(
         f"Reference Re_tau: {float(table.attrs.get('reference_re_tau', float('nan'))):.4g}. "
         "LES statistics over t >= les.stats_start; surrogate statistics over their whole rollout. "
         "Energy end/start: fluctuation energy of a rollout's last state over its first (1: kept; 0: decayed). "
+        "Imposed in the rollout: what the rollout set rather than the model predicted (surrogate.constraints). "
         "Relative L2 deviations of the wall-unit profiles; cost in wall seconds per h/u_tau on this machine.",
         "",
         "| " + " | ".join(headers[c] for c in columns) + " |",
-        "| " + " | ".join("---" if c in ("method", "kind", "stable") else "---:" for c in columns) + " |",
+        "| " + " | ".join("---" if c in ("method", "kind", "stable", "imposed") else "---:" for c in columns) + " |",
     ]
     lines += ["| " + " | ".join(fmt(row[c]) for c in columns) + " |" for row in rows]
     lines += ["", "## Stages", "", "| stage | wall time (s) | status | key |", "| --- | ---: | --- | --- |"]

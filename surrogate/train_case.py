@@ -22,6 +22,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
+from .constraints import ConstraintSettings
+from .data.windows import AUGMENTATIONS
 from .config import _check_placeholders, _require, load_config, resolve_path
 
 __all__ = ["DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "load_train_case"]
@@ -47,12 +49,15 @@ class DataConfig:
     normalization: Literal["plane", "component"] = "component"
     in_memory: bool = True
     num_workers: int = 0
+    augment: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        """Positive window sizes and a non-negative worker count."""
+        """Positive window sizes, a non-negative worker count, known symmetries."""
         for name in ("n_history", "n_target", "stride"):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        unknown = [name for name in self.augment if name not in AUGMENTATIONS]
+        _require(not unknown, f"augment: unknown symmetries {unknown}; expected any of {list(AUGMENTATIONS)}")
 
 
 @dataclass
@@ -61,8 +66,18 @@ class TrainingConfig:
 
     ``schedule``: ``step`` (multiply the rate by ``gamma`` every ``step_size`` epochs),
     ``cosine`` (linear warm-up over ``warmup_epochs``, then cosine decay to 0) or ``onecycle``.
-    ``divergence_weight`` and ``spectral_weight`` add a penalty on the divergence of the
-    prediction and a relative error of its x-z energy spectrum to the relative L2 loss.
+    ``loss``: ``relative_l2`` (of the whole field, as in the IFactFormer-m study) or ``field``
+    (each component's fluctuations and mean profile on the scale of its own fluctuations, see
+    :mod:`surrogate.losses`). ``statistics_weight``, ``divergence_weight`` and
+    ``spectral_weight`` add the error of the plane statistics, a penalty on the divergence and
+    the error of the x-z spectrum without the plane mean. With ``data.n_target > 1`` the loss is
+    averaged over the unrolled steps after the first ``pushforward`` ones, which are made
+    without gradient; ``input_noise`` adds Gaussian noise of that standard deviation (in
+    normalised units) to every input window. ``selection``: ``test_loss`` keeps as ``best.pt``
+    the epoch with the lowest one-step test loss; ``rollout`` the one whose rollout of
+    ``selection_steps`` steps from the first training window (with the case's rollout
+    constraints) has the plane statistics and the change per step closest to those of the training
+    split (a rollout frozen in a steady field scores badly however good its statistics).
     ``amp``: ``bf16`` runs forward and loss under bfloat16 autocast; ``none`` in full precision.
     ``max_batches`` limits the batches per epoch (``null``: all).
     """
@@ -76,8 +91,14 @@ class TrainingConfig:
     gamma: float = 0.7
     warmup_epochs: int = 0
     grad_clip: float | None = 1.0
+    loss: Literal["relative_l2", "field"] = "relative_l2"
+    statistics_weight: float = 0.0
     divergence_weight: float = 0.0
     spectral_weight: float = 0.0
+    pushforward: int = 0
+    input_noise: float = 0.0
+    selection: Literal["test_loss", "rollout"] = "test_loss"
+    selection_steps: int = 200
     amp: Literal["none", "bf16"] = "none"
     seed: int = 0
     deterministic: bool = True
@@ -93,8 +114,9 @@ class TrainingConfig:
         _require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
         _require(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive or null, got {self.grad_clip}")
-        for name in ("divergence_weight", "spectral_weight"):
+        for name in ("statistics_weight", "divergence_weight", "spectral_weight", "pushforward", "input_noise"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _require(self.selection_steps >= 1, f"selection_steps must be >= 1, got {self.selection_steps}")
         _require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
 
 
@@ -102,8 +124,11 @@ class TrainingConfig:
 class RolloutConfig:
     """Autoregressive rollout: ``steps`` predictions from the ``start`` window of the ``split``.
 
-    ``project`` projects every prediction onto divergence-free fields with zero velocity at the
-    walls; the rollout stops (keeping what it made) when a field turns non-finite or its energy
+    What is imposed on every prediction (see :mod:`surrogate.constraints`): ``mean_momentum``
+    advances the mean u and w profiles by the mean-momentum equation with the predicted
+    Reynolds stresses at the initial state's flow rate; ``zero_mean_v`` removes the plane mean
+    of v; ``project`` projects onto divergence-free fields with zero velocity at the walls;
+    ``hold_flow_rate`` shifts the mean u to the initial state's bulk velocity. The rollout stops (keeping what it made) when a field turns non-finite or its energy
     exceeds ``energy_bound`` times that of the initial state. ``checkpoint``: ``best`` (lowest test
     loss) or ``last``.
     """
@@ -111,9 +136,16 @@ class RolloutConfig:
     steps: int = 100
     split: str = "test"
     start: int = 0
+    mean_momentum: bool = False
+    zero_mean_v: bool = False
     project: bool = False
+    hold_flow_rate: bool = False
     energy_bound: float = 10.0
     checkpoint: Literal["best", "last"] = "best"
+
+    def constraints(self) -> ConstraintSettings:
+        """The constraints this rollout imposes."""
+        return ConstraintSettings(self.mean_momentum, self.zero_mean_v, self.project, self.hold_flow_rate)
 
     def validate(self) -> None:
         """Positive counts and bound."""
@@ -136,9 +168,13 @@ class TrainCase:
     description: str = ""
 
     def validate(self) -> None:
-        """A usable name and output template."""
+        """A usable name and output template; gradient steps left after the pushforward ones."""
         _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
         _check_placeholders(self.output)
+        _require(
+            self.training.pushforward < self.data.n_target,
+            f"training.pushforward ({self.training.pushforward}) must be less than data.n_target ({self.data.n_target})",
+        )
 
     def output_dir(self) -> Path:
         """The run folder: ``output`` with ``{name}`` replaced."""

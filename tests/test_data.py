@@ -304,3 +304,47 @@ def test_normalization_checks_the_tensor_shape(dataset):
     data = WindowDataset(dataset)
     with pytest.raises(ValueError, match=r"expected a tensor of shape \(\.\.\., 3, nx, 9, nz\)"):
         data.normalize(torch.zeros(2, 8, 9, 6))
+
+
+# ---------------------------------------------------------------------------- augmentation
+
+
+def test_augmented_windows_keep_the_dynamics_and_are_reproducible(advected):
+    """Reflections and shifts commute with the dataset's advection in +x: target = roll(history, 1, x)."""
+    from surrogate.data import WindowDataset
+
+    data = WindowDataset(advected, "train", n_target=2, normalization=None, augment=["reflect_y", "reflect_z", "shift"], seed=3)
+    plain = WindowDataset(advected, "train", n_target=2, normalization=None)
+    changed = 0
+    for i in range(len(data)):
+        history, target = data[i]
+        torch.testing.assert_close(target[0], history[-1].roll(1, dims=1))
+        torch.testing.assert_close(target[1], history[-1].roll(2, dims=1))
+        changed += not torch.equal(history, plain[i][0])
+        torch.testing.assert_close(data[i][0], history)  # the same draw for the same epoch
+    assert changed > 0
+    data.set_epoch(1)
+    assert any(not torch.equal(data[i][0], plain[i][0]) for i in range(len(data)))
+
+
+def test_reflections_flip_the_sign_of_their_velocity_component(advected):
+    from surrogate.data import WindowDataset
+
+    plain = WindowDataset(advected, "train", normalization=None)
+    raw = plain[0][0][0]
+    for name, dim, sign in (("reflect_y", -2, (1, -1, 1)), ("reflect_z", -1, (1, 1, -1))):
+        data = WindowDataset(advected, "train", normalization=None, augment=[name])
+        for epoch in range(8):  # a reflection is drawn with probability 1/2
+            data.set_epoch(epoch)
+            out = data[0][0][0]
+            if not torch.equal(out, raw):
+                break
+        mirrored = raw.flip(dim) if dim == -2 else raw.flip(dim).roll(1, dims=dim)
+        torch.testing.assert_close(out, mirrored * torch.tensor(sign, dtype=raw.dtype)[:, None, None, None])
+
+
+def test_unknown_augmentation_is_refused(advected):
+    from surrogate.data import WindowDataset
+
+    with pytest.raises(ValueError, match="unknown symmetries"):
+        WindowDataset(advected, "train", augment=["rotate"])

@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from surrogate.cli import main
+from surrogate.constraints import ConstraintSettings
 from surrogate.data import Normalization, WindowDataset
 from surrogate.fields import open_fields
 from surrogate.models import SurrogateModel, register_model
@@ -71,7 +72,7 @@ def test_rollout_stops_on_non_finite_values(advected, tmp_path):
 
 
 def test_projected_rollout_is_divergence_free(advected, tmp_path):
-    result = _roll(advected, tmp_path, ScaledPersistence(), steps=3, project=True)
+    result = _roll(advected, tmp_path, ScaledPersistence(), steps=3, constraints=ConstraintSettings(project=True))
     ds = open_fields(result.path)
     projection = CentredProjection(SMALL_GRID)
     fields = torch.as_tensor(np.stack([ds[n].values for n in "uvw"], axis=1), dtype=torch.float64)

@@ -23,12 +23,12 @@ from conftest import SMALL_GRID
 TINY_FNO = {"name": "fno", "parameters": {"width": 6, "modes": [3, 3, 2], "n_layers": 2}}
 
 
-def _case(manifest, folder, **training):
+def _case(manifest, folder, data=None, **training):
     spec = {
         "name": "tiny",
         "dataset": str(manifest.parent),
         "model": TINY_FNO,
-        "data": {"n_history": 1, "normalization": "component"},
+        "data": {"n_history": 1, "normalization": "component", **(data or {})},
         "training": {"epochs": 3, "batch_size": 4, "lr": 3e-3, **training},
         "output": str(folder / "{name}"),
     }
@@ -164,3 +164,45 @@ def test_data_parallel_on_two_processes_matches_one(advected, tmp_path):
     for a, b in zip(single, double):
         np.testing.assert_allclose(float(b["train_loss"]), float(a["train_loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(b["test_loss"]), float(a["test_loss"]), rtol=1e-5)
+
+
+def test_rollout_recipe_trains_and_selects_by_rollout_statistics(advected, tmp_path):
+    case = _case(
+        advected, tmp_path, data={"n_target": 3, "augment": ["reflect_y", "reflect_z", "shift"]}, epochs=3, loss="field",
+        statistics_weight=0.5, spectral_weight=0.1, pushforward=1, input_noise=0.01, selection="rollout", selection_steps=4,
+    )
+    case.rollout.zero_mean_v = case.rollout.hold_flow_rate = True
+    folder = train(case, progress=False, echo=lambda _: None)
+    rows = _metrics(folder)
+    errors = [float(r["rollout_error"]) for r in rows]
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows) and all(e > 0 for e in errors)
+    best = torch.load(folder / "best.pt", weights_only=False)
+    assert best["selection_score"] == pytest.approx(min(errors))
+    assert best["epoch"] == 1 + errors.index(min(errors))
+
+
+def test_pushforward_must_leave_a_step_with_gradient(advected, tmp_path):
+    from surrogate.config import ConfigError
+
+    with pytest.raises(ConfigError, match="pushforward"):
+        load_train_case(
+            {"name": "x", "dataset": str(advected.parent), "model": TINY_FNO, "data": {"n_target": 2}, "training": {"pushforward": 2}}
+        )
+
+
+def test_pushforward_steps_carry_no_gradient(advected, tmp_path):
+    """With pushforward = n_target - 1 the loss sees one step; the gradient equals that of a one-step loss from the pushed state."""
+    from surrogate.training import _Run
+
+    case = _case(advected, tmp_path, data={"n_target": 2}, pushforward=1)
+    run = _Run(case, progress=False, echo=lambda _: None)
+    history, target = run._stack([0, 1], run.train_set)
+    run.module.zero_grad()
+    run._loss(history, target).backward()
+    grads = [p.grad.clone() for p in run.module.parameters()]
+    with torch.no_grad():
+        pushed = run.model(history, run.coords)[:, None]
+    run.module.zero_grad()
+    run._step_loss(run.norm.denormalize(run.model(pushed, run.coords)), run.norm.denormalize(target[:, 1])).sum().backward()
+    for a, p in zip(grads, run.module.parameters()):
+        torch.testing.assert_close(a, p.grad)

@@ -12,6 +12,15 @@ snapshot. Data are read lazily: each sample reads only its own snapshots from th
 memory work; ``in_memory=True`` loads the split's snapshots once for speed when they fit.
 File handles are opened on first use in each process, so the dataset works with
 ``torch.utils.data.DataLoader(num_workers > 0)``.
+
+Augmentation (``augment``) applies exact symmetries of the channel to each window, drawn anew
+for every (epoch, window) from ``seed`` (so a resumed run draws the same ones; see
+:meth:`WindowDataset.set_epoch`), in physical units before normalisation:
+
+* ``reflect_y``: reflection about the centreplane, ``y -> 2 - y`` with ``v -> -v`` (the grid's
+  wall-normal stretching is symmetric), with probability 1/2;
+* ``reflect_z``: ``z -> -z`` with ``w -> -w``, with probability 1/2;
+* ``shift``: a shift by a random whole number of cells in x and in z (periodic).
 """
 
 from __future__ import annotations
@@ -29,7 +38,10 @@ from ..grid import ChannelGrid
 from .manifest import read_manifest
 from .normalization import Normalization
 
-__all__ = ["WindowDataset"]
+__all__ = ["AUGMENTATIONS", "WindowDataset"]
+
+#: The symmetries ``WindowDataset(augment=...)`` accepts.
+AUGMENTATIONS = ("reflect_y", "reflect_z", "shift")
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -54,6 +66,11 @@ class WindowDataset(torch.utils.data.Dataset):
         Load the split's snapshots once instead of reading each sample from disk.
     dtype
         Floating type of the returned tensors.
+    augment
+        Symmetries to draw for each window (see the module docstring), any of
+        :data:`AUGMENTATIONS`.
+    seed
+        Seed of the augmentation draws.
 
     Raises
     ------
@@ -75,8 +92,13 @@ class WindowDataset(torch.utils.data.Dataset):
         normalization: Literal["plane", "component"] | None = "plane",
         in_memory: bool = False,
         dtype: torch.dtype = torch.float32,
+        augment: Sequence[str] = (),
+        seed: int = 0,
     ) -> None:
         info = read_manifest(manifest)
+        unknown_aug = [name for name in augment if name not in AUGMENTATIONS]
+        if unknown_aug:
+            raise ValueError(f"augment: unknown symmetries {unknown_aug}; expected any of {list(AUGMENTATIONS)}")
         if split not in info["splits"]:
             raise ValueError(f"split {split!r} is not in the dataset; it has {', '.join(info['splits'])}")
         for name, value in (("n_history", n_history), ("n_target", n_target), ("stride", stride)):
@@ -90,6 +112,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.n_history, self.n_target, self.stride = n_history, n_target, stride
         self.variables = tuple(variables)
         self.dtype = dtype
+        self.augment, self.seed, self.epoch = tuple(augment), seed, 0
         self.grid = ChannelGrid(**info["grid"])
         self.dt = float(info["dt_snapshot"])
         self.re_tau = float(info["re_tau"])
@@ -155,9 +178,34 @@ class WindowDataset(torch.utils.data.Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         data = torch.as_tensor(self.window(index % len(self))).to(self.dtype)
+        if self.augment:
+            data = self._symmetry(data, index % len(self))
         if self.normalization is not None:
             data = self.normalization.normalize(data)
         return data[: self.n_history], data[self.n_history :]
+
+    # ------------------------------------------------------------------ augmentation
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the augmentations of epoch ``epoch`` (each window's draw depends on the epoch and its index)."""
+        self.epoch = epoch
+
+    def _symmetry(self, data: torch.Tensor, index: int) -> torch.Tensor:
+        """``data`` ``(time, n_var, nx, ny, nz)`` in physical units under this window's drawn symmetries."""
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        flips = rng.integers(0, 2, size=2)
+        shifts = (int(rng.integers(0, self.grid.nx)), int(rng.integers(0, self.grid.nz)))
+        sign = torch.ones(len(self.variables), dtype=data.dtype)
+        if "reflect_y" in self.augment and flips[0]:
+            data = data.flip(-2)
+            if "v" in self.variables:
+                sign[self.variables.index("v")] *= -1
+        if "reflect_z" in self.augment and flips[1]:
+            data = data.flip(-1).roll(1, dims=-1)  # z_k -> z_{-k}: cell centres at k dz
+            if "w" in self.variables:
+                sign[self.variables.index("w")] *= -1
+        if "shift" in self.augment:
+            data = data.roll(shifts, dims=(-3, -1))
+        return data * sign[:, None, None, None]
 
     # ------------------------------------------------------------------ helpers
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
