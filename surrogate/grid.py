@@ -137,6 +137,18 @@ class ChannelGrid:
         """Distances between neighbouring cell centres, shape ``(ny - 1,)``, in h."""
         return np.diff(self.y)
 
+    def centre_to_face_interpolation(self) -> np.ndarray:
+        """Linear interpolation of cell-centre profiles to the wall-normal faces, ``(ny + 1, ny)``.
+
+        Rows 0 and ``ny`` (the walls) are zero: the interpolated quantity vanishes on the walls.
+        """
+        y, faces = self.y, self.y_faces
+        interp = np.zeros((self.ny + 1, self.ny))
+        for j in range(1, self.ny):
+            weight = (faces[j] - y[j - 1]) / (y[j] - y[j - 1])
+            interp[j, j - 1], interp[j, j] = 1.0 - weight, weight
+        return interp
+
     def wall_distance(self) -> np.ndarray:
         """Distance of each cell centre to the nearest wall, shape ``(ny,)``, in h."""
         return np.minimum(self.y, 2.0 - self.y)

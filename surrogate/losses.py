@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import torch
 
-from .mean_flow import plane_statistics
+from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 
-__all__ = ["divergence_error", "field_error", "relative_l2", "spectral_error", "statistics_error"]
+__all__ = ["divergence_error", "field_error", "profile_error", "relative_l2", "spectral_error", "statistics_error"]
 
 
 def _tiny(x: torch.Tensor) -> float:
@@ -56,11 +56,18 @@ def field_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (fluct + mean).mean(dim=1)
 
 
-def statistics_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean relative L2 error over y of mean u, the three rms and ``<u'v'>``, shape ``(batch,)``."""
-    a, b = plane_statistics(pred[:, :3]), plane_statistics(target[:, :3])
+def profile_error(a: PlaneStatistics, b: PlaneStatistics) -> torch.Tensor:
+    """Mean relative L2 error over y of mean u, the three rms and ``<u'v'>`` of ``a`` against ``b``, ``(batch,)``.
+
+    ``a``, ``b``: plane statistics with profiles of shape ``(batch, ..., ny)``.
+    """
     pairs = [(a.mean[:, 0], b.mean[:, 0]), *((a.rms[:, c], b.rms[:, c]) for c in range(3)), (a.uv, b.uv)]
     return torch.stack([relative_l2(p, t) for p, t in pairs]).mean(dim=0)
+
+
+def statistics_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`profile_error` of the plane statistics of ``pred`` against ``target``, shape ``(batch,)``."""
+    return profile_error(plane_statistics(pred[:, :3]), plane_statistics(target[:, :3]))
 
 
 def spectral_error(pred: torch.Tensor, target: torch.Tensor, *, include_mean: bool = True) -> torch.Tensor:

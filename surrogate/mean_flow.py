@@ -112,23 +112,14 @@ class MeanMomentum:
         h = dt / substeps
         solve = np.linalg.inv(np.eye(ny) - h * self.nu * laplacian)
         # interpolation of a cell-centre profile to the interior faces (the wall faces carry zero stress)
-        interp = np.zeros((ny + 1, ny))
-        for j in range(1, ny):
-            weight = (faces[j] - y[j - 1]) / (y[j] - y[j - 1])
-            interp[j, j - 1], interp[j, j] = 1.0 - weight, weight
+        interp = grid.centre_to_face_interpolation()
         divergence = (np.eye(ny + 1)[1:] - np.eye(ny + 1)[:-1]) / dy[:, None]  # faces -> centres
         options = dict(device=device, dtype=dtype)
         self._solve = torch.as_tensor(solve, **options)
         self._stress_divergence = torch.as_tensor(divergence @ interp, **options)  # d/dy of a centre profile
         self._unit_response = self._solve @ torch.ones(ny, **options)  # A^-1 1
-        self._laplacian = torch.as_tensor(laplacian, **options)
         self._weights = torch.as_tensor(dy / dy.sum(), **options)
         self._h = h
-
-    def wall_shear(self, profile: torch.Tensor) -> torch.Tensor:
-        """Mean of the two walls' ``dU/dy`` from the first cell centres, ``(..., ny) -> (...)``."""
-        y = self.grid.y
-        return 0.5 * (profile[..., 0] / float(y[0]) + profile[..., -1] / float(2.0 - y[-1]))
 
     def step(
         self,

@@ -62,11 +62,8 @@ class CentredProjection:
     def __init__(self, grid: ChannelGrid, device: Any = "cpu", dtype: torch.dtype = torch.float64) -> None:
         self.grid = grid
         ny = grid.ny
-        y, faces, dy = grid.y, grid.y_faces, grid.dy
-        interp = np.zeros((ny + 1, ny))  # centres -> faces, v = 0 on the walls (rows 0 and ny)
-        for j in range(1, ny):
-            weight = (faces[j] - y[j - 1]) / (y[j] - y[j - 1])
-            interp[j, j - 1], interp[j, j] = 1.0 - weight, weight
+        dy = grid.dy
+        interp = grid.centre_to_face_interpolation()  # v = 0 on the walls
         dy_matrix = (interp[1:] - interp[:-1]) / dy[:, None]  # D_y, (ny, ny)
         gy_matrix = -(dy_matrix.T * dy[None, :]) / dy[:, None]  # G_y = -W^-1 D_y^T W
         kx = _wavenumbers(grid.nx, grid.lx, real=False)

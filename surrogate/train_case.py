@@ -128,7 +128,8 @@ class RolloutConfig:
     advances the mean u and w profiles by the mean-momentum equation with the predicted
     Reynolds stresses at the initial state's flow rate; ``zero_mean_v`` removes the plane mean
     of v; ``project`` projects onto divergence-free fields with zero velocity at the walls;
-    ``hold_flow_rate`` shifts the mean u to the initial state's bulk velocity. The rollout stops (keeping what it made) when a field turns non-finite or its energy
+    ``hold_flow_rate`` shifts the mean u to the initial state's bulk velocity. The rollout stops
+    (keeping what it made) when a field turns non-finite or its energy
     exceeds ``energy_bound`` times that of the initial state. ``checkpoint``: ``best`` (lowest test
     loss) or ``last``.
     """

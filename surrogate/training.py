@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, dump_config
 from .data import Normalization, WindowDataset
-from .losses import divergence_error, field_error, relative_l2, spectral_error, statistics_error
+from .losses import divergence_error, field_error, profile_error, relative_l2, spectral_error, statistics_error
 from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
@@ -291,11 +291,11 @@ class _Run:
             self.module, self.first_window, normalization=self.norm, grid=data.grid, dt=data.dt, re_tau=data.re_tau,
             constraints=self.case.rollout.constraints(), energy_bound=self.case.rollout.energy_bound, device=self.device,
         )
-        states = torch.stack(list(predictions.run(training.selection_steps)))
+        states = list(predictions.run(training.selection_steps))
         self.module.train()
         if len(states) < training.selection_steps:
             return math.inf
-        return _statistics_distance(states, self.reference_stats)
+        return _statistics_distance(torch.stack(states), self.reference_stats)
 
     # -------------------------------------------------------------- checkpoints
     def _extra(self) -> dict[str, Any]:
@@ -443,8 +443,8 @@ def _statistics_distance(states: torch.Tensor, reference: tuple[PlaneStatistics,
     changes (:func:`step_change`), which a frozen or an over-agitated rollout makes large.
     """
     (b, change), a = reference, _time_average(plane_statistics(states.double()))
-    pairs = [(a.mean[0], b.mean[0]), *((a.rms[c], b.rms[c]) for c in range(3)), (a.uv, b.uv)]
-    profiles = float(torch.stack([relative_l2(p[None], t[None])[0] for p, t in pairs]).mean())
+    batch = lambda stats: PlaneStatistics(*(x[None] for x in stats))  # noqa: E731
+    profiles = float(profile_error(batch(a), batch(b))[0])
     return profiles + abs(math.log(max(step_change(states), 1e-12) / change))
 
 
