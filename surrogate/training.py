@@ -82,6 +82,16 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _close_distributed(finished: bool) -> None:
+    """Leave the process group: after a barrier when the run finished, so that no rank exits
+    while another still writes its last checkpoint (gloo aborts a process left waiting)."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def _all_sum(values: list[float], device: torch.device) -> list[float]:
     if not dist.is_initialized():
         return values
@@ -491,7 +501,13 @@ def train(
         If the folder holds a run and neither ``resume`` nor ``overwrite`` is given, the
         checkpoint belongs to another model, or the loss turns non-finite.
     """
-    return _Run(case, progress, echo).run(resume, overwrite)
+    finished = False
+    try:
+        folder = _Run(case, progress, echo).run(resume, overwrite)
+        finished = True
+        return folder
+    finally:
+        _close_distributed(finished)
 
 
 def load_trained_model(path: str | os.PathLike[str], map_location: Any = "cpu") -> tuple[SurrogateModel, dict[str, Any]]:
