@@ -1,4 +1,5 @@
-r"""Published reference profiles of turbulent channel flow, shipped in ``validation/reference/``.
+r"""Published reference profiles of turbulent channel flow, shipped with the package
+(``surrogate/resources/reference/``, read through :mod:`importlib.resources`).
 
 * Moser, Kim & Mansour (1999) at nominal ``Re_tau = 180, 395, 590`` (exact 178.12, 392.24,
   587.19): :func:`load_mkm`, names ``mkm180``, ``mkm395``, ``mkm590``;
@@ -14,7 +15,8 @@ The files are shipped unchanged (see ``SOURCES.md`` there). All quantities are i
 from __future__ import annotations
 
 import re
-from os import PathLike
+from importlib.resources import files
+from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -53,8 +55,8 @@ _LM_RE_TAU_HEADER = re.compile(r"^%\s*Re_tau\s+Re_tau\s*=\s*([0-9.eE+-]+)", re.M
 
 
 def default_reference_dir() -> Path:
-    """The repository's ``validation/reference`` folder."""
-    return Path(__file__).resolve().parents[1] / "validation" / "reference"
+    """The folder of published profiles installed with the package."""
+    return Path(fspath(files("surrogate.resources") / "reference"))
 
 
 def _nearest_case(re_tau: float, cases: Mapping[int, float], what: str) -> int:
@@ -75,8 +77,8 @@ def _read_profile_file(path: Path, ncols: int, header: re.Pattern[str], comments
     """Data rows (comment lines start with ``comments``) and the header's Re_tau of one profile file."""
     if not path.is_file():
         raise FileNotFoundError(
-            f"reference file {path} not found; the published profiles live in the repository's "
-            "validation/reference folder (or pass reference_dir)"
+            f"reference file {path} not found; the published profiles are installed with the package "
+            f"in {default_reference_dir()} (or pass reference_dir)"
         )
     text = path.read_text()
     match = header.search(text)

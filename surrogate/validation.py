@@ -321,7 +321,7 @@ def compare_with_mkm(
     t_start
         Snapshots at ``time >= t_start`` (h/u_tau) enter the statistics.
     reference_dir
-        Where the MKM files are (default: the repository's ``validation/reference``).
+        Where the MKM files are (default: the profiles installed with the package).
 
     Returns
     -------
