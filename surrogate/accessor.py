@@ -27,7 +27,7 @@ from . import stats
 from .fields import check_fields
 from .grid import ChannelGrid
 from .report import profiles_figure, save_figure
-from .validation import load_reference, run_statistics, time_window
+from .validation import load_reference, require_finite_profiles, run_statistics, time_window
 
 __all__ = ["ChannelAccessor"]
 
@@ -51,7 +51,8 @@ class ChannelAccessor:
 
     def stats(self, t_start: float | None = None, fold: bool = True) -> xr.Dataset:
         """Mean and rms profiles (in the nominal ``u_tau``): :func:`surrogate.stats.mean_profiles`."""
-        return stats.mean_profiles(self._window(t_start), fold=fold)
+        window = self._window(t_start)
+        return require_finite_profiles(stats.mean_profiles(window, fold=fold).compute(), window, "the Dataset")
 
     def wall_units(self, t_start: float | None = None, u_tau: float | None = None) -> xr.Dataset:
         """Profiles in wall units, measured ``u_tau`` by default: :func:`surrogate.validation.run_statistics`."""

@@ -10,6 +10,8 @@ case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002`
 filtered-DNS dataset from a dataset case file.
 ``surrogate train CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains the surrogate of
 a training case; ``surrogate rollout CASE [KEY=VALUE ...] [--overwrite]`` rolls it out.
+``surrogate pretrained`` lists the shipped models; ``surrogate pretrained NAME --initial FILE
+--steps N --out FILE [--t-start T] [--overwrite]`` rolls one out from a field file on its grid.
 ``surrogate validate RUN [RUN ...] --reference REF [--out DIR] [--labels L ...] [--t-start T]``
 compares runs with a published reference (``mkm180``, ``lm180``, ...) or another run and writes a
 report.
@@ -21,10 +23,13 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .config import ConfigError, load_case
 from .fields import FieldError
+
+if TYPE_CHECKING:
+    from .rollout import RolloutResult
 
 __all__ = ["main"]
 
@@ -70,8 +75,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("rollout", help="roll a trained surrogate out autoregressively (a training case)")
     _add_case_arguments(sub)
     sub.add_argument("--overwrite", action="store_true", help="replace an earlier rollout.nc")
+    _add_pretrained_parser(commands)
     _add_validate_parser(commands)
     return parser
+
+
+def _add_pretrained_parser(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser("pretrained", help="list the shipped models, or roll one out from a field file")
+    sub.add_argument("name", nargs="?", help="a shipped model (without it: list them)")
+    sub.add_argument("--initial", type=Path, metavar="FILE", help="field file on the model's grid to start from")
+    sub.add_argument("--t-start", type=float, metavar="T", help="time (h/u_tau) of the start snapshot (default: the last)")
+    sub.add_argument("--steps", type=int, default=1000, metavar="N", help="number of predictions (default 1000)")
+    sub.add_argument("--out", type=Path, metavar="FILE", help="rollout field file to write")
+    sub.add_argument("--overwrite", action="store_true", help="replace an earlier file at --out")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_validate_parser(commands: argparse._SubParsersAction) -> None:
@@ -140,12 +157,35 @@ def _rollout(args: argparse.Namespace) -> int:
     from .rollout import rollout_case
     from .train_case import load_train_case
 
-    result = rollout_case(load_train_case(args.case, args.overrides), overwrite=args.overwrite, progress=not args.quiet)
+    return _report_rollout(rollout_case(load_train_case(args.case, args.overrides), overwrite=args.overwrite, progress=not args.quiet))
+
+
+def _report_rollout(result: "RolloutResult") -> int:
     if not result.completed:
         print(f"surrogate rollout: {result.status}; the {result.steps} steps before are in {result.path}", file=sys.stderr)
         return 1
     print(f"rollout of {result.steps} steps in {result.path}")
     return 0
+
+
+def _pretrained(args: argparse.Namespace) -> int:
+    from .pretrained import pretrained_models, rollout_pretrained
+
+    if args.name is None:
+        print("\n\n".join(card.summary() for card in pretrained_models()) or "no pretrained models are shipped")
+        return 0
+    missing = [flag for flag, value in (("--initial", args.initial), ("--out", args.out)) if value is None]
+    if missing:
+        raise ConfigError(f"rolling out {args.name} needs {' and '.join(missing)} (a field file to start from, the file to write)")
+    if args.steps < 1:
+        raise ConfigError(f"--steps must be a positive number of predictions, got {args.steps}")
+    try:
+        result = rollout_pretrained(
+            args.name, args.initial, args.steps, args.out, t_start=args.t_start, overwrite=args.overwrite, progress=not args.quiet
+        )
+    except ValueError as exc:  # an unknown name, a start time outside the file
+        raise ConfigError(str(exc)) from None
+    return _report_rollout(result)
 
 
 def _run_study(args: argparse.Namespace) -> int:
@@ -185,7 +225,7 @@ def _run_simulation(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``surrogate`` console script; returns the exit status."""
     from .solver.channel import SolverDivergedError
-    from .data import DatasetFolderError, ManifestError
+    from .data import DatasetFolderError, ManifestError, WindowError
     from .solver.simulation import RunFolderError
     from .training import TrainingError
     from .validation import ValidationError
@@ -204,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dataset": _make_dataset,
         "train": _train,
         "rollout": _rollout,
+        "pretrained": _pretrained,
         "validate": _validate,
     }
     try:
@@ -216,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RunFolderError,
         DatasetFolderError,
         ManifestError,
+        WindowError,
         TrainingError,
         ValidationError,
     ) as exc:

@@ -43,6 +43,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "read_yaml",
     "load_config",
     "apply_overrides",
     "dump_config",
@@ -183,6 +184,37 @@ def apply_overrides(
     return result
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | PathLike[str], error: type[Exception] | None = None) -> Any:
+    """Parse a YAML file, raising ``error`` (default :class:`ConfigError`) with the path named
+    when it is not UTF-8 text, not valid YAML or gives a key twice."""
+    error = error or ConfigError
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML file") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+
+
 def _read_source(source: str | PathLike[str] | Mapping[str, Any]) -> tuple[Any, str]:
     """Return ``(parsed mapping, origin name)`` for a path or a mapping."""
     if isinstance(source, Mapping):
@@ -190,10 +222,7 @@ def _read_source(source: str | PathLike[str] | Mapping[str, Any]) -> tuple[Any, 
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"case file not found: {str(path)!r} (expected a YAML file)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     if data is None:
         data = {}
     return data, str(path)
@@ -562,6 +591,26 @@ def resolve_path(item: str, base: Path) -> Path:
 # ====================================================================== the DNS case schema
 
 
+def device_problem(name: str) -> str | None:
+    """Why ``name`` is not a torch device this machine has (``None`` if it is one)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        return f"device {name!r} is not a torch device name; expected e.g. 'cpu', 'cuda' or 'cuda:0'"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"device {name!r}: CUDA is not available on this machine (torch {torch.__version__}); use device: cpu"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return f"device {name!r}: MPS is not available on this machine; use device: cpu"
+    elif device.type not in ("cpu", "cuda", "mps"):
+        return f"device {name!r}: only cpu, cuda and mps devices are supported"
+    return None
+
+
 def _require(condition: bool, message: str) -> None:
     """Raise ``ValueError(message)`` unless ``condition`` holds."""
     if not condition:
@@ -665,7 +714,8 @@ class SolverConfig:
         if self.dt is not None:
             _require(math.isfinite(self.dt) and self.dt > 0, f"dt must be positive (h/u_tau) or null, got {self.dt}")
         _require(0 < self.cfl <= 2, f"cfl must be in (0, 2], got {self.cfl}")
-        _require(bool(self.device.strip()), "device must be a torch device name such as 'cpu' or 'cuda:0'")
+        problem = device_problem(self.device)
+        _require(problem is None, str(problem))
 
 
 @dataclass

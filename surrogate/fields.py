@@ -41,6 +41,7 @@ __all__ = [
     "PARTIAL_SUFFIX",
     "make_fields",
     "check_fields",
+    "check_fields_on_grid",
     "open_fields",
     "provenance_attrs",
     "write_fields",
@@ -291,6 +292,28 @@ def check_fields(ds: xr.Dataset, *, require_pressure: bool = False, require_time
     return grid
 
 
+def check_fields_on_grid(ds: xr.Dataset, grid: ChannelGrid, *, what: str = "the grid", require_time: bool = False) -> None:
+    """Check that ``ds`` holds ``u, v, w`` on ``grid``: its coordinates are the contract.
+
+    For a Dataset whose grid is known from elsewhere (a model's or a solver's), so that a user's own
+    Dataset needs no attributes: ``x, y, z`` must be the cell centres of ``grid`` to 1e-10 h.
+
+    Raises
+    ------
+    FieldError
+        Naming the missing variable, wrong dims or the coordinate that differs from ``what``.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise FieldError(f"expected an xarray.Dataset of fields, got {type(ds).__name__}")
+    _check_variables(ds, False)
+    _check_dims(ds, require_time)
+    try:
+        _check_coords(ds, grid)
+    except FieldError as exc:
+        raise FieldError(str(exc).replace("the grid rebuilt from the attributes", what)) from None
+    _check_time(ds)
+
+
 def _check_variables(ds: xr.Dataset, require_pressure: bool) -> None:
     """Require ``u, v, w`` (and ``p`` if asked)."""
     required = _VELOCITIES + (("p",) if require_pressure else ())
@@ -347,7 +370,7 @@ def _check_coords(ds: xr.Dataset, grid: ChannelGrid) -> None:
         if actual.shape != expected.shape:
             raise FieldError(
                 f"coordinate {name} has {actual.size} points; the grid rebuilt from the attributes "
-                f"(grid_n{name}={expected.size}) expects {expected.size}"
+                f"expects {expected.size} ({grid!r})"
             )
         error = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
         if not error <= _COORD_ATOL:

@@ -199,10 +199,10 @@ def rollout_case(
     ------
     FileNotFoundError
         If the run has no such checkpoint (train it first).
-    ValueError
+    WindowError
         If the start window does not exist.
     """
-    from .data import WindowDataset
+    from .data import WindowDataset, WindowError
     from .training import load_trained_model
 
     settings = case.rollout
@@ -213,7 +213,7 @@ def rollout_case(
     model, checkpoint = load_trained_model(weights, map_location=case.training.device)
     truth = WindowDataset(case.dataset, settings.split, n_history=checkpoint["n_history"], n_target=1, normalization=None)
     if settings.start >= len(truth):
-        raise ValueError(f"rollout.start = {settings.start}, but split {settings.split!r} has {len(truth)} windows")
+        raise WindowError(f"rollout.start = {settings.start}, but split {settings.split!r} has {len(truth)} windows (0..{len(truth) - 1})")
     history, _ = truth[settings.start]
     source, first = truth.source(settings.start)
     return rollout(

@@ -103,12 +103,12 @@ def mean_profiles(ds: xr.Dataset, *, fold: bool = True) -> xr.Dataset:
     """
     _require(ds, ("u", "v", "w"))
     dims = _average_dims(ds["u"])
-    means = {name.upper(): ds[name].mean(dims) for name in ("u", "v", "w")}
+    means = {name.upper(): ds[name].mean(dims, skipna=False) for name in ("u", "v", "w")}  # NaN stays NaN
     fluct = {name: ds[name] - means[name.upper()] for name in ("u", "v", "w")}
     out = dict(means)
     for name in ("u", "v", "w"):
-        out[f"{name}_rms"] = np.sqrt((fluct[name] ** 2).mean(dims))
-    out["uv"] = (fluct["u"] * fluct["v"]).mean(dims)
+        out[f"{name}_rms"] = np.sqrt((fluct[name] ** 2).mean(dims, skipna=False))
+    out["uv"] = (fluct["u"] * fluct["v"]).mean(dims, skipna=False)
     profiles = xr.Dataset(out, attrs=dict(ds.attrs))
     profiles = profiles.drop_vars([c for c in profiles.coords if c != "y"])
     for name, (long_name, units) in _VAR_ATTRS.items():

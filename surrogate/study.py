@@ -43,7 +43,7 @@ import xarray as xr
 import yaml
 from tqdm.auto import tqdm
 
-from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case
+from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case, read_yaml
 from .fields import open_fields
 from .study_case import StudyCase
 from .train_case import TrainCase
@@ -198,7 +198,7 @@ class _Study:
                 "les.case is not set and the dataset names no DNS case to build the LES from; "
                 "set les.case to a channel case file (e.g. cases/dns_re180.yaml)"
             )
-        mapping = yaml.safe_load(Path(base).read_text())
+        mapping = read_yaml(base)
         if not isinstance(mapping, dict):
             raise ConfigError(f"les.case {base} is not a case file (a YAML mapping)")
         grid = manifest["grid"]

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from .constraints import ConstraintSettings
 from .data.windows import AUGMENTATIONS
-from .config import _check_placeholders, _require, load_config, resolve_path
+from .config import _check_placeholders, _require, device_problem, load_config, resolve_path
 
 __all__ = ["DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "load_train_case"]
 
@@ -118,6 +118,8 @@ class TrainingConfig:
             _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         _require(self.selection_steps >= 1, f"selection_steps must be >= 1, got {self.selection_steps}")
         _require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
+        problem = device_problem(self.device)
+        _require(problem is None, str(problem))
 
 
 @dataclass

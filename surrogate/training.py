@@ -343,7 +343,10 @@ class _Run:
         path = self.folder / "checkpoint.pt"
         if not path.exists():
             raise TrainingError(f"{path} does not exist: nothing to resume (start the run without --resume)")
-        model, checkpoint = load_model(path, map_location=self.device)
+        try:
+            model, checkpoint = load_model(path, map_location=self.device)
+        except ValueError as exc:
+            raise TrainingError(f"cannot resume: {exc}; start over with --overwrite") from None
         if checkpoint["model"] != self.module.registry_name or checkpoint["hparams"] != self.module.hparams:
             raise TrainingError(
                 f"{path} holds {checkpoint['model']} {checkpoint['hparams']}, but the case builds "
@@ -515,7 +518,10 @@ def load_trained_model(path: str | os.PathLike[str], map_location: Any = "cpu") 
 
     The checkpoint's ``"normalization"`` entry is rebuilt as a :class:`Normalization`.
     """
-    model, checkpoint = load_model(path, map_location=map_location)
+    try:
+        model, checkpoint = load_model(path, map_location=map_location)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     if "normalization" not in checkpoint:
         raise TrainingError(f"{path} holds no normalisation statistics: not written by surrogate train")
     checkpoint["normalization"] = Normalization(**checkpoint["normalization"])

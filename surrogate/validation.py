@@ -248,6 +248,19 @@ def time_window(ds: xr.Dataset, t_start: float | None = None, what: str = "the D
     return ds.isel(time=keep)
 
 
+def require_finite_profiles(profiles: xr.Dataset, ds: xr.Dataset, what: str) -> xr.Dataset:
+    """``profiles`` (computed from ``ds``) if finite; else :class:`ValidationError` naming ``what``,
+    the velocity that is not finite and the first time it is not."""
+    if all(np.isfinite(profiles[name].values).all() for name in profiles.data_vars):
+        return profiles
+    for name in ("u", "v", "w"):
+        finite = np.isfinite(ds[name]).all([d for d in ds[name].dims if d != "time"]).values
+        if not finite.all():
+            when = f" (first at t = {float(ds['time'].values[np.argmin(finite)]):g} h/u_tau)" if "time" in ds[name].dims else ""
+            raise ValidationError(f"{what}: {name} holds NaN or infinite values{when}; its statistics would not be finite")
+    raise ValidationError(f"{what}: the statistics are not finite")
+
+
 def _window_attrs(window: xr.Dataset) -> dict[str, float]:
     if "time" not in window.dims:
         time = float(window["time"]) if "time" in window.coords else float("nan")
@@ -299,9 +312,10 @@ def run_statistics(
     """
     what = label or str(ds.attrs.get("case") or "run")
     window = time_window(ds, t_start, what)
+    profiles = require_finite_profiles(mean_profiles(window).compute(), window, what)
     measured, nu = _friction(window)
     u_tau = measured if u_tau is None else float(u_tau)
-    profiles = wall_units(mean_profiles(window).compute(), u_tau, nu)
+    profiles = wall_units(profiles, u_tau, nu)
     profiles.attrs["re_tau_nominal"] = float(ds.attrs.get("re_tau", 1.0 / nu))
     profiles.attrs["re_tau"] = u_tau / nu
     profiles.attrs["label"] = what

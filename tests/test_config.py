@@ -232,3 +232,29 @@ def test_generic_containers_and_optional_sections():
 
 def test_run_config_defaults_need_a_length():
     assert RunConfig(steps=5).output == "runs/{name}"
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: a\nrun:\n  t_end: 1.0\n  t_end: 2.0\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML: key 't_end' is given twice \(lines 3 and 4\)"):
+        load_case(path)
+
+
+def test_a_case_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(byte 9\)"):
+        load_case(path)
+
+
+@pytest.mark.parametrize("device, message", [("gpu", "is not a torch device name"), ("cuda", "CUDA is not available"), ("tpu", "is not a torch device name")])
+def test_a_device_this_machine_lacks_is_refused(tmp_path, device, message):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = tmp_path / "case.yaml"
+    path.write_text(VALID_CASE)
+    with pytest.raises(ConfigError, match=rf"solver.device.*{message}"):
+        load_case(path, [f"solver.device={device}"])

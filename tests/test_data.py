@@ -348,3 +348,19 @@ def test_unknown_augmentation_is_refused(advected):
 
     with pytest.raises(ValueError, match="unknown symmetries"):
         WindowDataset(advected, "train", augment=["rotate"])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: [unclosed\n", "not valid YAML"),
+        ("name: a\nname: b\n", "key 'name' is given twice"),
+        ("- just\n- a list\n", "expected a mapping, got list"),
+        ("name: a\nre_tau: 180\ngrid: {}\ndt_snapshot: 0.2\nvariables: [u]\nnormalization: n.nc\n"
+         "trajectories: [{snapshots: 3}]\nsplits: {train: []}\n", r"malformed entry \(KeyError: 'file'\)"),
+    ],
+)
+def test_a_malformed_manifest_gets_one_clear_message(tmp_path, text, message):
+    (tmp_path / "manifest.yaml").write_text(text)
+    with pytest.raises(ManifestError, match=r"manifest.yaml: .*" + message):
+        read_manifest(tmp_path)

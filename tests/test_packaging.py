@@ -23,6 +23,11 @@ from surrogate.references import REFERENCE_NAMES, default_reference_dir, load_pu
 assert Path(surrogate.__file__).is_relative_to(Path(sys.argv[1])), surrogate.__file__
 for name in REFERENCE_NAMES:
     assert load_published(name).sizes["y_plus"] > 10, name
+cards = surrogate.pretrained_models()
+assert cards
+for card in cards:
+    model, checkpoint = surrogate.load_pretrained(card.name)
+    assert checkpoint["n_history"] >= 1
 print(default_reference_dir())
 """
 

@@ -17,7 +17,7 @@ from surrogate.cli import main
 from surrogate.models import load_model
 from surrogate.projection import CentredProjection
 from surrogate.train_case import load_train_case
-from surrogate.training import TrainingError, divergence_error, relative_l2, spectral_error, train
+from surrogate.training import TrainingError, divergence_error, load_trained_model, relative_l2, spectral_error, train
 from conftest import SMALL_GRID
 
 TINY_FNO = {"name": "fno", "parameters": {"width": 6, "modes": [3, 3, 2], "n_layers": 2}}
@@ -206,3 +206,40 @@ def test_pushforward_steps_carry_no_gradient(advected, tmp_path):
     run._step_loss(run.norm.denormalize(run.model(pushed, run.coords)), run.norm.denormalize(target[:, 1])).sum().backward()
     for a, p in zip(grads, run.module.parameters()):
         torch.testing.assert_close(a, p.grad)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
+def test_a_damaged_checkpoint_gets_one_clear_message(advected, tmp_path, damage, capsys):
+    folder = train(_case(advected, tmp_path, epochs=1), progress=False, echo=lambda _: None)
+    for name in ("checkpoint.pt", "best.pt"):
+        data = (folder / name).read_bytes()
+        bad = {"truncated": data[: len(data) // 2], "empty": b"", "random": np.random.default_rng(0).bytes(4096)}[damage]
+        (folder / name).write_bytes(bad)
+    with pytest.raises(TrainingError, match=r"checkpoint.pt cannot be read as a checkpoint .*start over with --overwrite"):
+        train(_case(advected, tmp_path, epochs=2), resume=True, progress=False, echo=lambda _: None)
+    with pytest.raises(TrainingError, match=r"best.pt cannot be read as a checkpoint \(truncated, empty or not written by torch.save\)"):
+        load_trained_model(folder / "best.pt")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "dataset": str(advected.parent), "model": TINY_FNO, "output": str(tmp_path / "{name}")}))
+    assert main(["rollout", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "best.pt cannot be read" in err and "Traceback" not in err and "weights_only" not in err
+
+
+@pytest.mark.parametrize(
+    "command, override, message",
+    [
+        ("train", "data.n_history=500", "split 'train' has no window of 501 snapshots (n_history 500 + n_target 1)"),
+        ("rollout", "rollout.start=999", "rollout.start = 999, but split 'test' has"),
+        ("rollout", "rollout.split=validation", "split 'validation' is not in the dataset"),
+    ],
+)
+def test_windows_that_do_not_exist_get_one_line(advected, tmp_path, command, override, message, capsys):
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"name": "w", "dataset": str(advected.parent), "model": TINY_FNO, "training": {"epochs": 1},
+                                    "output": str(tmp_path / "{name}")}))
+    if command == "rollout":
+        assert main(["train", str(path), "--quiet"]) == 0
+    assert main([command, str(path), override, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

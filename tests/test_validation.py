@@ -498,3 +498,18 @@ def test_cli_validate(tmp_path: Path, run_files: dict[str, Path], capsys) -> Non
     with pytest.raises(SystemExit) as exit_info:
         main(["validate", str(run_files["good"])])
     assert exit_info.value.code == 2
+
+
+def test_nan_fields_are_named_in_stats_and_validate(tmp_path: Path, mkm180: xr.Dataset, capsys) -> None:
+    from surrogate.cli import main
+
+    grid = ChannelGrid(8, 96, 6, stretching=2.5)
+    ds = field(grid, mkm_mean(grid, mkm180), fluct=0.3, times=np.arange(0.0, 4.0), case="blown")
+    ds["v"][2, 3, 40, 1] = np.nan
+    with pytest.raises(ValidationError, match=r"the Dataset: v holds NaN or infinite values \(first at t = 2 h/u_tau\)"):
+        ds.channel.stats()
+    assert np.isfinite(ds.channel.stats(t_start=3.0)["v_rms"]).all()  # the window after the NaN is fine
+    path = write_fields(ds, tmp_path / "blown.nc")
+    assert main(["validate", str(path), "--reference", "mkm180"]) == 2
+    err = capsys.readouterr().err
+    assert "blown: v holds NaN or infinite values (first at t = 2 h/u_tau)" in err and "wall shear" not in err

@@ -13,7 +13,7 @@ from .generate import DatasetFolderError, generate_dataset, select_snapshots
 from .manifest import ManifestError, read_manifest
 from .normalization import Normalization, compute_normalization
 from .the_well import export_the_well, import_the_well
-from .windows import WindowDataset
+from .windows import WindowDataset, WindowError
 
 __all__ = [
     "DatasetCase",
@@ -21,6 +21,7 @@ __all__ = [
     "ManifestError",
     "Normalization",
     "WindowDataset",
+    "WindowError",
     "compute_normalization",
     "export_the_well",
     "generate_dataset",

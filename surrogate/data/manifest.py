@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from ..config import read_yaml
+
 __all__ = ["MANIFEST_NAME", "NORMALIZATION_NAME", "ManifestError", "read_manifest", "write_manifest"]
 
 MANIFEST_NAME = "manifest.yaml"
@@ -73,26 +75,34 @@ def read_manifest(path: str | PathLike[str]) -> dict[str, Any]:
             f"{path} does not exist: not a dataset folder, or its generation has not finished "
             "(run 'surrogate dataset CASE' again to complete it)"
         )
-    manifest = yaml.safe_load(path.read_text())
+    manifest = read_yaml(path, ManifestError)
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: expected a mapping, got {type(manifest).__name__}")
     missing = [key for key in _REQUIRED if key not in manifest]
     if missing:
         raise ManifestError(f"{path}: missing key(s) {', '.join(missing)} (a manifest needs {', '.join(_REQUIRED)})")
     folder = path.parent
-    sizes = {item["file"]: int(item["snapshots"]) for item in manifest["trajectories"]}
-    for name in list(sizes) + [manifest["normalization"]]:
-        if not (folder / name).exists():
-            raise ManifestError(f"{path} lists {name}, but {folder / name} does not exist")
-    for split, segments in manifest["splits"].items():
-        for segment in segments:
-            size = sizes.get(segment["file"])
-            if size is None:
-                raise ManifestError(f"{path}: split {split!r} names {segment['file']}, which is not among the trajectories")
-            if not 0 <= segment["start"] < segment["stop"] <= size:
-                raise ManifestError(
-                    f"{path}: split {split!r} range [{segment['start']}, {segment['stop']}) of {segment['file']} "
-                    f"is outside its {size} snapshots"
-                )
+    try:
+        sizes = {item["file"]: int(item["snapshots"]) for item in manifest["trajectories"]}
+        for name in list(sizes) + [manifest["normalization"]]:
+            if not (folder / name).exists():
+                raise ManifestError(f"{path} lists {name}, but {folder / name} does not exist")
+        for split, segments in manifest["splits"].items():
+            for segment in segments:
+                size = sizes.get(segment["file"])
+                if size is None:
+                    raise ManifestError(f"{path}: split {split!r} names {segment['file']}, which is not among the trajectories")
+                if not 0 <= segment["start"] < segment["stop"] <= size:
+                    raise ManifestError(
+                        f"{path}: split {split!r} range [{segment['start']}, {segment['stop']}) of {segment['file']} "
+                        f"is outside its {size} snapshots"
+                    )
+    except ManifestError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ManifestError(
+            f"{path}: malformed entry ({type(exc).__name__}: {exc}); expected trajectories as "
+            "{file, snapshots} and splits as {name: [{file, start, stop}]}"
+        ) from None
     manifest["folder"] = folder
     return manifest

@@ -38,7 +38,11 @@ from ..grid import ChannelGrid
 from .manifest import read_manifest
 from .normalization import Normalization
 
-__all__ = ["AUGMENTATIONS", "WindowDataset"]
+__all__ = ["AUGMENTATIONS", "WindowDataset", "WindowError"]
+
+
+class WindowError(ValueError):
+    """The windows asked for do not exist in the dataset (split, history length, variables, start)."""
 
 #: The symmetries ``WindowDataset(augment=...)`` accepts.
 AUGMENTATIONS = ("reflect_y", "reflect_z", "shift")
@@ -98,15 +102,15 @@ class WindowDataset(torch.utils.data.Dataset):
         info = read_manifest(manifest)
         unknown_aug = [name for name in augment if name not in AUGMENTATIONS]
         if unknown_aug:
-            raise ValueError(f"augment: unknown symmetries {unknown_aug}; expected any of {list(AUGMENTATIONS)}")
+            raise WindowError(f"augment: unknown symmetries {unknown_aug}; expected any of {list(AUGMENTATIONS)}")
         if split not in info["splits"]:
-            raise ValueError(f"split {split!r} is not in the dataset; it has {', '.join(info['splits'])}")
+            raise WindowError(f"split {split!r} is not in the dataset {info['folder']}; it has {', '.join(info['splits'])}")
         for name, value in (("n_history", n_history), ("n_target", n_target), ("stride", stride)):
             if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+                raise WindowError(f"{name} must be >= 1, got {value}")
         unknown = [name for name in variables if name not in info["variables"]]
         if unknown:
-            raise ValueError(f"variables {unknown} are not in the dataset; it has {info['variables']}")
+            raise WindowError(f"variables {unknown} are not in the dataset; it has {info['variables']}")
         self.manifest = info
         self.split = split
         self.n_history, self.n_target, self.stride = n_history, n_target, stride
@@ -129,7 +133,7 @@ class WindowDataset(torch.utils.data.Dataset):
         ]
         if not self._windows:
             longest = max(stop - first for first, stop in self._segments) if self._segments else 0
-            raise ValueError(
+            raise WindowError(
                 f"split {split!r} has no window of {window} snapshots (n_history {n_history} + n_target {n_target}); "
                 f"its longest range holds {longest}"
             )

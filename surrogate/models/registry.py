@@ -170,7 +170,16 @@ def load_model(path: str | PathLike[str], map_location: Any = "cpu") -> tuple[Su
 
     Arguments named in the model class's ``weight_init_arguments`` are left at their defaults.
     """
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated, empty or foreign bytes: torch raises EOFError, RuntimeError, UnpicklingError, ...
+        raise ValueError(
+            f"{path} cannot be read as a checkpoint (truncated, empty or not written by torch.save): {type(exc).__name__}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a model checkpoint: it holds a {type(checkpoint).__name__}, expected a dict")
     for key in ("model", "hparams", "state_dict"):
         if key not in checkpoint:
             raise ValueError(f"{path} is not a model checkpoint: it lacks {key!r} (expected model, hparams, state_dict)")

@@ -1,0 +1,98 @@
+"""Cost per h/u_tau of a shipped surrogate's rollout against the WALE LES, timed in the same run.
+
+The surrogate: ``--steps`` predictions of a shipped model (``surrogate pretrained``) from the first
+window of the committed Re_tau = 180 test trajectory, on its 16 x 33 x 12 grid, once streaming every
+state to a netCDF file (as ``surrogate rollout`` does) and once without output. The LES: the WALE
+case of the study (``cases/les_re180_wale.yaml``: 32 x 33 x 16 over 4 pi x 2 x 4 pi / 3, CFL 1,
+C_w = 0.325, compiled as the case says), advanced ``--les-time`` h/u_tau from its turbulent trip
+after a warm-up of the same length (which also compiles it). Aim of the rollout issue: the rollout at
+least 3x cheaper per h/u_tau.
+
+    python benchmarks/bench_rollout.py
+    python benchmarks/bench_rollout.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from surrogate.config import load_case
+from surrogate.fields import open_fields
+from surrogate.pretrained import load_pretrained, rollout_pretrained
+from surrogate.rollout import Predictions
+from surrogate.solver.simulation import build_solver
+from timing import synchronize
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAJECTORY = ROOT / "validation" / "data" / "dataset_re180" / "trajectory_001.nc"
+LES_CASE = ROOT / "cases" / "les_re180_wale.yaml"
+
+
+def surrogate_seconds(name: str, steps: int, device: torch.device, write: bool) -> tuple[float, float]:
+    """(wall seconds, h/u_tau covered) of ``steps`` predictions, with or without the output file."""
+    initial = open_fields(TRAJECTORY).isel(time=slice(0, 1)).load()
+    model, checkpoint = load_pretrained(name, map_location=device)
+    simulated = steps * checkpoint["dt"]
+    if write:
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            rollout_pretrained(name, initial, steps, Path(folder) / "rollout.nc", device=device, progress=False)
+            synchronize(device)
+            return time.perf_counter() - start, simulated
+    window = torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values)
+    predictions = Predictions(
+        model, window.float(), normalization=checkpoint["normalization"], grid=checkpoint["grid"],
+        dt=checkpoint["dt"], re_tau=checkpoint["re_tau"], device=device,
+    )
+    for _ in predictions.run(2):  # warm-up
+        pass
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in predictions.run(steps):
+        pass
+    synchronize(device)
+    return time.perf_counter() - start, simulated
+
+
+def les_seconds(duration: float, device: torch.device) -> tuple[float, float, int]:
+    """(wall seconds, h/u_tau covered, steps) of the WALE LES case after an equal warm-up."""
+    case = load_case(LES_CASE, [f"solver.device={device.type}"])
+    solver = build_solver(case)
+    state = solver.run(solver.initial_condition("turbulent", seed=0, amplitude=case.initial.amplitude), t_end=duration)
+    synchronize(device)
+    count = [0]
+    start = time.perf_counter()
+    solver.run(state, t_end=state.time + duration, callback=lambda _: count.__setitem__(0, count[0] + 1))
+    synchronize(device)
+    return time.perf_counter() - start, duration, count[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ifactformer_m-re180", help="a shipped model")
+    parser.add_argument("--steps", type=int, default=200, help="surrogate predictions to time")
+    parser.add_argument("--les-time", type=float, default=4.0, help="h/u_tau of LES to time")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    les, les_time, les_steps = les_seconds(args.les_time, device)
+    rows = [("WALE LES, 32 x 33 x 16 (compiled)", les, les_time, f"{les_steps} steps")]
+    for write in (True, False):
+        seconds, simulated = surrogate_seconds(args.model, args.steps, device, write)
+        label = f"{args.model}, 16 x 33 x 12, {'every state written' if write else 'no output'}"
+        rows.append((label, seconds, simulated, f"{args.steps} steps"))
+    baseline = les / les_time
+    print(f"| run | steps | s per h/u_tau | LES / run |\n| --- | ---: | ---: | ---: |")
+    for label, seconds, simulated, steps in rows:
+        per = seconds / simulated
+        print(f"| {label} | {steps} | {per:.4f} | {baseline / per:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
