@@ -20,7 +20,7 @@ from . import accessor  # noqa: F401  (registers the xarray Dataset accessor ``c
 from .config import CaseConfig, ConfigError, load_case
 from .fields import FieldError, FieldWriter, check_fields, make_fields, open_fields, write_fields
 from .grid import ChannelGrid
-from .pretrained import load_pretrained, pretrained_models, rollout_pretrained
+from .pretrained import load_pretrained, pretrained, pretrained_models, rollout_pretrained
 from .solver.channel import ChannelSolver, ChannelState, SolverDivergedError
 from .solver.simulation import run_case
 from .validation import validate
@@ -28,6 +28,7 @@ from .validation import validate
 __all__ = [
     "__version__",
     "load_pretrained",
+    "pretrained",
     "pretrained_models",
     "rollout_pretrained",
     "CaseConfig",

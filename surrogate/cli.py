@@ -10,11 +10,12 @@ case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002`
 filtered-DNS dataset from a dataset case file.
 ``surrogate train CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains the surrogate of
 a training case; ``surrogate rollout CASE [KEY=VALUE ...] [--overwrite]`` rolls it out.
-``surrogate pretrained`` lists the shipped models; ``surrogate pretrained NAME --initial FILE
---steps N --out FILE [--t-start T] [--overwrite]`` rolls one out from a field file on its grid.
+``surrogate pretrained`` lists the shipped models; ``surrogate pretrained NAME --steps N --out FILE
+[--initial FILE] [--t-start T] [--overwrite]`` rolls one out from its shipped window or from a
+field file on its grid.
 ``surrogate validate RUN [RUN ...] --reference REF [--out DIR] [--labels L ...] [--t-start T]``
-compares runs with a published reference (``mkm180``, ``lm180``, ...) or another run and writes a
-report.
+compares runs with a shipped reference (``mkm180``, ``lm180``, ``fdns180``, ...) or another run and
+writes a report.
 """
 
 from __future__ import annotations
@@ -81,9 +82,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _add_pretrained_parser(commands: argparse._SubParsersAction) -> None:
-    sub = commands.add_parser("pretrained", help="list the shipped models, or roll one out from a field file")
+    sub = commands.add_parser("pretrained", help="list the shipped models, or roll one out")
     sub.add_argument("name", nargs="?", help="a shipped model (without it: list them)")
-    sub.add_argument("--initial", type=Path, metavar="FILE", help="field file on the model's grid to start from")
+    sub.add_argument(
+        "--initial", type=Path, metavar="FILE", help="field file on the model's grid to start from (default: the shipped window)"
+    )
     sub.add_argument("--t-start", type=float, metavar="T", help="time (h/u_tau) of the start snapshot (default: the last)")
     sub.add_argument("--steps", type=int, default=1000, metavar="N", help="number of predictions (default 1000)")
     sub.add_argument("--out", type=Path, metavar="FILE", help="rollout field file to write")
@@ -174,9 +177,8 @@ def _pretrained(args: argparse.Namespace) -> int:
     if args.name is None:
         print("\n\n".join(card.summary() for card in pretrained_models()) or "no pretrained models are shipped")
         return 0
-    missing = [flag for flag, value in (("--initial", args.initial), ("--out", args.out)) if value is None]
-    if missing:
-        raise ConfigError(f"rolling out {args.name} needs {' and '.join(missing)} (a field file to start from, the file to write)")
+    if args.out is None:
+        raise ConfigError(f"rolling out {args.name} needs --out FILE, the rollout file to write")
     if args.steps < 1:
         raise ConfigError(f"--steps must be a positive number of predictions, got {args.steps}")
     try:

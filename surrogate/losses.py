@@ -14,7 +14,7 @@ three variables ``u, v, w``) and returns one value per sample, shape ``(batch,)`
     ``rms_y(F_c - T_c) / rms(t'_c)``; averaged over the components.
 ``statistics_error``
     Relative L2 errors over y of the plane statistics (mean ``u``, rms of ``u, v, w``, ``<u'v'>``,
-    see :func:`surrogate.mean_flow.plane_statistics`), averaged over the five.
+    see :func:`surrogate.mean_flow.plane_statistics`), averaged over the five (or weighted).
 ``spectral_error``
     Relative L2 error of the amplitudes of the x-z Fourier coefficients (optionally without the
     plane mean, the ``(0, 0)`` mode).
@@ -24,12 +24,14 @@ three variables ``u, v, w``) and returns one value per sample, shape ``(batch,)`
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 
 from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 
-__all__ = ["divergence_error", "field_error", "profile_error", "relative_l2", "spectral_error", "statistics_error"]
+__all__ = ["PROFILES", "divergence_error", "field_error", "profile_error", "relative_l2", "spectral_error", "statistics_error"]
 
 
 def _tiny(x: torch.Tensor) -> float:
@@ -56,18 +58,33 @@ def field_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (fluct + mean).mean(dim=1)
 
 
-def profile_error(a: PlaneStatistics, b: PlaneStatistics) -> torch.Tensor:
-    """Mean relative L2 error over y of mean u, the three rms and ``<u'v'>`` of ``a`` against ``b``, ``(batch,)``.
+PROFILES = ("U", "u_rms", "v_rms", "w_rms", "uv")
+"""The plane-statistics profiles of :func:`profile_error`, in its order."""
 
-    ``a``, ``b``: plane statistics with profiles of shape ``(batch, ..., ny)``.
+
+def profile_error(
+    a: PlaneStatistics, b: PlaneStatistics, weights: Mapping[str, float] | None = None
+) -> torch.Tensor:
+    """Weighted mean of the relative L2 errors over y of mean u, the three rms and ``<u'v'>`` of
+    ``a`` against ``b``, ``(batch,)``.
+
+    ``a``, ``b``: plane statistics with profiles of shape ``(batch, ..., ny)``. ``weights``: a
+    weight for some of :data:`PROFILES` (those not named weigh 1; unset: all 1); the mean is
+    the weighted sum over the sum of the weights.
     """
     pairs = [(a.mean[:, 0], b.mean[:, 0]), *((a.rms[:, c], b.rms[:, c]) for c in range(3)), (a.uv, b.uv)]
-    return torch.stack([relative_l2(p, t) for p, t in pairs]).mean(dim=0)
+    errors = torch.stack([relative_l2(p, t) for p, t in pairs])
+    if not weights:
+        return errors.mean(dim=0)
+    w = torch.tensor([float(weights.get(name, 1.0)) for name in PROFILES], dtype=errors.dtype, device=errors.device)
+    return (w[:, None] * errors).sum(dim=0) / w.sum()
 
 
-def statistics_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def statistics_error(
+    pred: torch.Tensor, target: torch.Tensor, weights: Mapping[str, float] | None = None
+) -> torch.Tensor:
     """:func:`profile_error` of the plane statistics of ``pred`` against ``target``, shape ``(batch,)``."""
-    return profile_error(plane_statistics(pred[:, :3]), plane_statistics(target[:, :3]))
+    return profile_error(plane_statistics(pred[:, :3]), plane_statistics(target[:, :3]), weights)
 
 
 def spectral_error(pred: torch.Tensor, target: torch.Tensor, *, include_mean: bool = True) -> torch.Tensor:

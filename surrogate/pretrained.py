@@ -8,13 +8,17 @@ trained it and what its long rollout measured against the filtered DNS.
 >>> import surrogate as sg
 >>> [card.name for card in sg.pretrained_models()]  # doctest: +SKIP
 ['ifactformer_m-re180']
->>> model, checkpoint = sg.load_pretrained("ifactformer_m-re180")  # doctest: +SKIP
+>>> model, card = sg.pretrained("ifactformer_m-re180")  # doctest: +SKIP
+>>> sg.rollout_pretrained("ifactformer_m-re180", steps=1000, path="rollout.nc")  # doctest: +SKIP
 >>> sg.rollout_pretrained("ifactformer_m-re180", ds, steps=1000, path="rollout.nc")  # doctest: +SKIP
 
-``ds`` is any field Dataset on the model's grid (its coordinates are checked; attributes are not
-needed): the last ``n_history`` snapshots (at or before ``t_start``) start the rollout.
-``surrogate pretrained`` lists the models; ``surrogate rollout --pretrained NAME --initial FILE``
-rolls one out.
+Without ``ds`` the rollout starts from the card's ``initial`` window, the first snapshots of a
+shipped field reference (``fdns180`` for the Re_tau = 180 models, see
+:mod:`surrogate.references`), so no dataset need be on disk; ``surrogate validate rollout.nc
+--reference fdns180`` then compares it with that filtered DNS. ``ds`` is any field Dataset on
+the model's grid (its coordinates are checked; attributes are not needed): its last
+``n_history`` snapshots (at or before ``t_start``) start the rollout. ``surrogate pretrained``
+lists the models; ``surrogate pretrained NAME --steps N --out FILE [--initial FILE]`` rolls one out.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from .constraints import ConstraintSettings
 from .fields import FieldError, check_fields_on_grid, open_fields
 from .grid import ChannelGrid
 from .models import SurrogateModel, save_model
+from .references import field_reference_path
 from .rollout import RolloutResult, rollout
 
-__all__ = ["PretrainedCard", "export_pretrained", "load_pretrained", "pretrained_dir", "pretrained_models", "rollout_pretrained"]
+__all__ = [
+    "PretrainedCard", "export_pretrained", "load_pretrained", "pretrained", "pretrained_dir", "pretrained_models", "rollout_pretrained",
+]
 
 #: Checkpoint entries a shipped model keeps (the rest of a training checkpoint is dropped).
 _KEPT = ("normalization", "case", "grid", "dt", "re_tau", "variables", "n_history", "epoch", "selection_score")
@@ -51,11 +58,14 @@ class PretrainedCard:
     model: str
     trained_on: str
     command: str
+    initial: str | None = None
     rollout: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph for ``surrogate pretrained``."""
         lines = [f"{self.name}: {self.description}", f"  model {self.model}; trained on {self.trained_on}", f"  made by: {self.command}"]
+        if self.initial:
+            lines.append(f"  starts by default from the first snapshot of {self.initial} (validate against it: --reference {self.initial})")
         if self.rollout:
             lines.append("  rollout: " + ", ".join(f"{k} {v}" for k, v in self.rollout.items()))
         return "\n".join(lines)
@@ -82,6 +92,19 @@ def _read_card(path: Path) -> PretrainedCard:
 def pretrained_models() -> list[PretrainedCard]:
     """The cards of every shipped model, by name."""
     return [_read_card(path) for path in sorted(pretrained_dir().glob("*.yaml"))]
+
+
+def pretrained(name: str, map_location: Any = "cpu") -> tuple[SurrogateModel, PretrainedCard]:
+    """A shipped model (in eval mode) and its card (data, grid, time step, recipe, measured rollout).
+
+    Raises
+    ------
+    ValueError
+        If no model of that name is shipped (the message lists those that are).
+    """
+    card = _read_card(_card_path(name))
+    model, _ = load_pretrained(name, map_location)
+    return model, card
 
 
 def load_pretrained(name: str, map_location: Any = "cpu") -> tuple[SurrogateModel, dict[str, Any]]:
@@ -142,9 +165,9 @@ def _initial_window(initial: xr.Dataset | str | PathLike[str], grid: ChannelGrid
 
 def rollout_pretrained(
     name: str,
-    initial: xr.Dataset | str | PathLike[str],
-    steps: int,
-    path: str | PathLike[str],
+    initial: xr.Dataset | str | PathLike[str] | None = None,
+    steps: int = 1000,
+    path: str | PathLike[str] = "rollout.nc",
     *,
     t_start: float | None = None,
     constraints: ConstraintSettings = ConstraintSettings(),
@@ -158,14 +181,23 @@ def rollout_pretrained(
     ----------
     initial
         Fields on the model's grid (``u, v, w`` in u_tau, dims ``(time, x, y, z)`` or
-        ``(x, y, z)``); attributes are not needed.
+        ``(x, y, z)``); attributes are not needed. Default: the first ``n_history`` snapshots
+        of the card's shipped ``initial`` reference.
     t_start
-        Time (h/u_tau) of the last snapshot of the start window; default the last one.
+        Time (h/u_tau) of the last snapshot of the start window; default the last one (for the
+        shipped window: its first time).
     path
         Output field file, written as in :func:`surrogate.rollout.rollout`.
     """
+    card = _read_card(_card_path(name))
     model, checkpoint = load_pretrained(name, map_location=device)
     grid = checkpoint["grid"]
+    if initial is None:
+        if card.initial is None:
+            raise ValueError(f"the pretrained model {name!r} ships no initial window: give a field file to start from")
+        initial = open_fields(field_reference_path(card.initial))
+        if t_start is None:
+            t_start = float(initial["time"][checkpoint["n_history"] - 1])
     window, t0, source = _initial_window(initial, grid, checkpoint["n_history"], t_start)
     return rollout(
         model, window, steps, path, normalization=checkpoint["normalization"], grid=grid, dt=checkpoint["dt"],

@@ -6,7 +6,12 @@ r"""Published reference profiles of turbulent channel flow, shipped with the pac
 * Lee & Moser (2015) at nominal ``Re_tau = 180, 550`` (exact 182.088, 543.496):
   :func:`load_lee_moser`, names ``lm180``, ``lm550``.
 
-The files are shipped unchanged (see ``SOURCES.md`` there). All quantities are in wall units:
+* ``fdns180``: box-filtered DNS fields at ``Re_tau = 180`` on 16 x 33 x 12 cells over
+  ``2 pi x 2 x pi`` (41 snapshots of the test trajectory of the project's ``dataset_re180``),
+  the reference and initial window of the shipped Re_tau = 180 surrogates; a field file, so
+  its statistics and spectra are measured like a run's (:func:`field_reference_path`).
+
+The published files are shipped unchanged (see ``SOURCES.md`` there). All quantities are in wall units:
 ``U+``, ``u_rms+ = sqrt(R_uu)``, ..., ``uv+ = R_uv`` (``< 0`` near the lower wall), against
 ``y+ = y Re_tau`` with ``y`` the distance from the wall in ``h`` (``0 <= y <= 1``).
 :func:`load_published` loads one by name (:data:`REFERENCE_NAMES`).
@@ -28,8 +33,10 @@ __all__ = [
     "MKM_CITATION",
     "LM_RE_TAU",
     "LM_CITATION",
+    "FIELD_REFERENCES",
     "REFERENCE_NAMES",
     "default_reference_dir",
+    "field_reference_path",
     "load_mkm",
     "load_lee_moser",
     "load_published",
@@ -235,8 +242,18 @@ _PUBLISHED: dict[str, tuple[Callable[..., xr.Dataset], int]] = {
     **{f"mkm{re}": (load_mkm, re) for re in MKM_RE_TAU},
     **{f"lm{re}": (load_lee_moser, re) for re in LM_RE_TAU},
 }
-#: The names of the published references, e.g. ``"mkm180"``.
-REFERENCE_NAMES: tuple[str, ...] = tuple(_PUBLISHED)
+#: Shipped field references (name -> file in the reference folder), measured like a run.
+FIELD_REFERENCES: dict[str, str] = {"fdns180": "fdns180.nc"}
+#: The names of the shipped references, e.g. ``"mkm180"``, ``"fdns180"``.
+REFERENCE_NAMES: tuple[str, ...] = (*_PUBLISHED, *FIELD_REFERENCES)
+
+
+def field_reference_path(name: str, reference_dir: str | PathLike[str] | None = None) -> Path:
+    """The field file of a shipped field reference (:data:`FIELD_REFERENCES`), e.g. ``"fdns180"``."""
+    key = name.strip().lower()
+    if key not in FIELD_REFERENCES:
+        raise ValueError(f"unknown field reference {name!r}: the names are {', '.join(FIELD_REFERENCES)}")
+    return _reference_folder(reference_dir) / FIELD_REFERENCES[key]
 
 
 def load_published(name: str, reference_dir: str | PathLike[str] | None = None) -> xr.Dataset:

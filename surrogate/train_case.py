@@ -24,6 +24,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from .constraints import ConstraintSettings
 from .data.windows import AUGMENTATIONS
+from .losses import PROFILES
 from .config import _check_placeholders, _require, device_problem, load_config, resolve_path
 
 __all__ = ["DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "load_train_case"]
@@ -70,7 +71,9 @@ class TrainingConfig:
     (each component's fluctuations and mean profile on the scale of its own fluctuations, see
     :mod:`surrogate.losses`). ``statistics_weight``, ``divergence_weight`` and
     ``spectral_weight`` add the error of the plane statistics, a penalty on the divergence and
-    the error of the x-z spectrum without the plane mean. With ``data.n_target > 1`` the loss is
+    the error of the x-z spectrum without the plane mean; ``statistics_terms`` weighs the
+    profiles within the statistics error (``{w_rms: 0.5}``; those not named weigh 1, see
+    :data:`surrogate.losses.PROFILES`). With ``data.n_target > 1`` the loss is
     averaged over the unrolled steps after the first ``pushforward`` ones, which are made
     without gradient; ``input_noise`` adds Gaussian noise of that standard deviation (in
     normalised units) to every input window. ``selection``: ``test_loss`` keeps as ``best.pt``
@@ -93,6 +96,7 @@ class TrainingConfig:
     grad_clip: float | None = 1.0
     loss: Literal["relative_l2", "field"] = "relative_l2"
     statistics_weight: float = 0.0
+    statistics_terms: dict[str, float] = field(default_factory=dict)
     divergence_weight: float = 0.0
     spectral_weight: float = 0.0
     pushforward: int = 0
@@ -116,6 +120,10 @@ class TrainingConfig:
         _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive or null, got {self.grad_clip}")
         for name in ("statistics_weight", "divergence_weight", "spectral_weight", "pushforward", "input_noise"):
             _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        unknown = [name for name in self.statistics_terms if name not in PROFILES]
+        _require(not unknown, f"statistics_terms: unknown profile(s) {unknown}; expected any of {list(PROFILES)}")
+        weights = [self.statistics_terms.get(name, 1.0) for name in PROFILES]
+        _require(min(weights) >= 0 and sum(weights) > 0, f"statistics_terms must be >= 0 and not all 0, got {self.statistics_terms}")
         _require(self.selection_steps >= 1, f"selection_steps must be >= 1, got {self.selection_steps}")
         _require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
         problem = device_problem(self.device)

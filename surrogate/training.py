@@ -225,7 +225,7 @@ class _Run:
         training = self.case.training
         loss = self.loss_fn(pred, true)
         if training.statistics_weight:
-            loss = loss + training.statistics_weight * statistics_error(pred, true)
+            loss = loss + training.statistics_weight * statistics_error(pred, true, training.statistics_terms)
         if training.divergence_weight:
             loss = loss + training.divergence_weight * divergence_error(pred, self.projection)
         if training.spectral_weight:

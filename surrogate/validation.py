@@ -29,7 +29,7 @@ import xarray as xr
 
 from .fields import open_fields
 from .grid import ChannelGrid
-from .references import REFERENCE_NAMES, load_mkm, load_published
+from .references import FIELD_REFERENCES, REFERENCE_NAMES, field_reference_path, load_mkm, load_published
 from .stats import energy_spectra, friction_velocity, higher_moments, mean_profiles, velocity_pdfs, wall_units
 
 __all__ = [
@@ -400,6 +400,11 @@ def _resolve_reference(
         return Reference(stats)
     text = str(spec)
     key = text.strip().lower()
+    if key in FIELD_REFERENCES:
+        window = open_fields(field_reference_path(key, reference_dir))
+        stats = run_statistics(window, label=key)
+        stats.attrs["source"] = window.attrs.get("description", key)
+        return Reference(stats, window)
     if key in REFERENCE_NAMES:
         return Reference(load_published(key, reference_dir))
     names = ", ".join(REFERENCE_NAMES)

@@ -49,6 +49,26 @@ def test_statistics_error_ignores_shifts_but_not_a_loss_of_fluctuations():
     assert float(statistics_error(damped, true).min()) > 0.1
 
 
+def test_statistics_terms_weigh_each_profile():
+    true = _batch()
+    pred = true.clone()
+    w = pred[:, 2]
+    pred[:, 2] = w + 0.3 * (w - w.mean(dim=(1, 3), keepdim=True))  # only w_rms is wrong (by 30 %)
+    even = statistics_error(pred, true)
+    assert float(even.min()) > 0.3 / 5 * 0.9
+    torch.testing.assert_close(statistics_error(pred, true, {"w_rms": 0.0}), torch.zeros_like(even), atol=1e-12, rtol=0)
+    torch.testing.assert_close(statistics_error(pred, true, {"w_rms": 4.0}), even * 5 * 4 / 8)
+
+
+def test_statistics_terms_are_checked_in_the_case():
+    from surrogate.train_case import TrainingConfig
+
+    with pytest.raises(ValueError, match=r"statistics_terms: unknown profile\(s\) \['ww'\]"):
+        TrainingConfig(statistics_terms={"ww": 1.0}).validate()
+    with pytest.raises(ValueError, match="not all 0"):
+        TrainingConfig(statistics_terms=dict.fromkeys(("U", "u_rms", "v_rms", "w_rms", "uv"), 0.0)).validate()
+
+
 def test_spectral_error_without_the_mean_ignores_a_mean_offset():
     true = _batch()
     offset = true + 1.0

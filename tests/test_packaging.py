@@ -17,17 +17,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = """
-import surrogate, sys
+import surrogate, sys, tempfile
 from pathlib import Path
-from surrogate.references import REFERENCE_NAMES, default_reference_dir, load_published
+from surrogate.references import REFERENCE_NAMES, default_reference_dir
+from surrogate.validation import load_reference
 assert Path(surrogate.__file__).is_relative_to(Path(sys.argv[1])), surrogate.__file__
 for name in REFERENCE_NAMES:
-    assert load_published(name).sizes["y_plus"] > 10, name
+    assert load_reference(name)["y_plus"].size > 10, name
 cards = surrogate.pretrained_models()
 assert cards
-for card in cards:
-    model, checkpoint = surrogate.load_pretrained(card.name)
-    assert checkpoint["n_history"] >= 1
+with tempfile.TemporaryDirectory() as out:
+    for card in cards:
+        result = surrogate.rollout_pretrained(card.name, steps=2, path=Path(out) / f"{card.name}.nc", progress=False)
+        assert result.completed and result.steps == 2, card.name
 print(default_reference_dir())
 """
 

@@ -11,6 +11,8 @@ import xarray as xr
 import surrogate as sg
 from surrogate.cli import main
 from surrogate.fields import FieldError
+from surrogate.references import field_reference_path
+from surrogate.validation import load_reference
 from surrogate.pretrained import export_pretrained, load_pretrained, pretrained_dir, pretrained_models, rollout_pretrained
 
 TEST_TRAJECTORY = Path(__file__).resolve().parents[1] / "validation" / "data" / "dataset_re180" / "trajectory_001.nc"
@@ -95,9 +97,27 @@ def test_pretrained_command(tmp_path, snapshots, capsys):
     assert main(["pretrained", NAMES[0], "--initial", str(start), "--steps", "2", "--out", str(out), "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["pretrained", NAMES[0], "--steps", "2"]) == 2
-    assert "needs --initial and --out" in capsys.readouterr().err
+    assert "needs --out FILE" in capsys.readouterr().err
     assert main(["pretrained", "nope", "--initial", str(start), "--out", str(out)]) == 2
     assert "no pretrained model 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_shipped_model_rolls_out_from_its_shipped_window_and_validates(name, tmp_path, capsys):
+    """No dataset on disk: 20 steps from the card's window, then the report against that reference."""
+    card = next(card for card in pretrained_models() if card.name == name)
+    out = tmp_path / "rollout.nc"
+    assert main(["pretrained", name, "--steps", "20", "--out", str(out), "--quiet"]) == 0
+    rolled = sg.open_fields(out)
+    reference = sg.open_fields(field_reference_path(card.initial))
+    assert rolled.sizes["time"] == 21 and float(rolled.time[0]) == float(reference.time[0])
+    np.testing.assert_array_equal(rolled["u"].isel(time=0).values, reference["u"].isel(time=0).values)
+    assert main(["validate", str(out), "--reference", card.initial, "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert card.initial in report
+    # 20 steps (4 h/u_tau) from a developed state keep the mean profile of the reference
+    stats = load_reference(out)
+    assert abs(stats.attrs["re_tau"] / load_reference(card.initial).attrs["re_tau"] - 1) < 0.1
 
 
 @pytest.mark.slow

@@ -239,13 +239,21 @@ def test_load_lee_moser_550_and_nearest_case() -> None:
 
 def test_published_references_by_name() -> None:
     expected = {"mkm180": 178.12, "mkm395": 392.24, "mkm590": 587.19, "lm180": 182.088, "lm550": 543.496}
-    assert set(REFERENCE_NAMES) == set(expected)
+    assert set(REFERENCE_NAMES) == set(expected) | {"fdns180"}
     for name, re_tau in expected.items():
         ds = load_reference(name)
         assert ds.attrs["re_tau"] == re_tau
         assert ds.attrs["label"]
         assert {"U", "u_rms", "v_rms", "w_rms", "uv"} <= set(ds.data_vars)
     assert load_reference("LM180").attrs["re_tau"] == 182.088
+
+
+def test_the_shipped_filtered_dns_is_a_field_reference() -> None:
+    """``fdns180`` is measured like a run: its Re_tau is its own wall gradient's, near the nominal 180."""
+    stats = load_reference("fdns180")
+    assert stats.attrs["label"] == "fdns180" and stats.attrs["n_snapshots"] == 41
+    assert abs(stats.attrs["re_tau"] - 186.0) < 1.0  # the filtered DNS of the dataset, Re_tau 185.9 over all 201
+    assert float(stats["U"].max()) > 15 and float(stats["uv"].min()) < -0.25  # resolved part only (the rest is subgrid)
 
 
 def test_load_published_by_name() -> None:
