@@ -265,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only folder, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"surrogate {args.command}: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except SolverDivergedError as exc:
         print(f"surrogate {args.command}: the run diverged: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from .atomic import fsync_dir
 from .grid import ChannelGrid
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "make_fields",
     "check_fields",
     "check_fields_on_grid",
+    "grid_of",
+    "re_tau_of",
     "open_fields",
     "provenance_attrs",
     "write_fields",
@@ -273,7 +276,8 @@ def check_fields(ds: xr.Dataset, *, require_pressure: bool = False, require_time
     Returns
     -------
     ChannelGrid
-        The grid rebuilt from the ``grid_*`` attributes, which the coordinates match.
+        The grid of :func:`grid_of` (the ``grid_*`` attributes, else the coordinates), which the
+        coordinates match. Of the attributes only ``re_tau`` or ``nu`` is required.
 
     Raises
     ------
@@ -285,11 +289,37 @@ def check_fields(ds: xr.Dataset, *, require_pressure: bool = False, require_time
         raise FieldError(f"expected an xarray.Dataset of fields, got {type(ds).__name__}")
     _check_variables(ds, require_pressure)
     _check_dims(ds, require_time)
-    grid = _grid_from_attrs(ds.attrs)
+    grid = grid_of(ds)
     _check_coords(ds, grid)
     _check_time(ds)
     _check_viscosity(ds.attrs)
     return grid
+
+
+def grid_of(ds: xr.Dataset) -> ChannelGrid:
+    """The grid of a field Dataset: from its ``grid_*`` attributes, else from its coordinates.
+
+    A Dataset written by surrogate carries the attributes; a user's own Dataset needs only the
+    cell-centre coordinates ``x, y, z`` (:meth:`ChannelGrid.from_coords`).
+    """
+    if any(key.startswith("grid_") for key in ds.attrs):
+        return _grid_from_attrs(ds.attrs)
+    missing = [name for name in _SPACE_DIMS if name not in ds.coords]
+    if missing:
+        raise FieldError(
+            f"coordinate(s) {', '.join(missing)} missing and no grid_* attributes; expected the cell "
+            "centres x, y, z of the channel grid in h"
+        )
+    try:
+        return ChannelGrid.from_coords(*(ds[name].values for name in _SPACE_DIMS), atol=_COORD_ATOL)
+    except ValueError as exc:
+        raise FieldError(f"cannot rebuild the grid from the coordinates: {exc}") from None
+
+
+def re_tau_of(ds: xr.Dataset) -> float:
+    """The nominal friction Reynolds number: ``attrs["re_tau"]``, else ``1 / attrs["nu"]``."""
+    _check_viscosity(ds.attrs)
+    return float(ds.attrs["re_tau"]) if "re_tau" in ds.attrs else 1.0 / float(ds.attrs["nu"])
 
 
 def check_fields_on_grid(ds: xr.Dataset, grid: ChannelGrid, *, what: str = "the grid", require_time: bool = False) -> None:
@@ -392,15 +422,21 @@ def _check_time(ds: xr.Dataset) -> None:
 
 
 def _check_viscosity(attrs: Mapping[str, Any]) -> None:
-    """Require ``re_tau`` and ``nu`` attributes with ``nu * re_tau == 1``."""
-    missing = [key for key in ("re_tau", "nu") if key not in attrs]
-    if missing:
-        raise FieldError(f"attribute(s) {', '.join(missing)} missing; expected re_tau and nu = 1 / re_tau")
+    """Require ``re_tau`` or ``nu`` (in h and u_tau), and ``nu * re_tau == 1`` when both are given."""
+    present = [key for key in ("re_tau", "nu") if key in attrs]
+    if not present:
+        raise FieldError(
+            "attribute re_tau (or nu = 1 / re_tau) missing: the nominal friction Reynolds number sets the "
+            "wall units; add it with ds.assign_attrs(re_tau=...)"
+        )
     try:
-        re_tau, nu = float(attrs["re_tau"]), float(attrs["nu"])
+        values = {key: float(attrs[key]) for key in present}
     except (TypeError, ValueError):
-        raise FieldError(f"attributes re_tau={attrs['re_tau']!r} and nu={attrs['nu']!r} must be numbers") from None
-    if not (re_tau > 0 and abs(nu * re_tau - 1.0) <= _NU_RTOL):
+        raise FieldError(f"attribute(s) {', '.join(f'{k}={attrs[k]!r}' for k in present)} must be numbers") from None
+    if not all(value > 0 and math.isfinite(value) for value in values.values()):
+        raise FieldError(f"attribute(s) {values} must be positive and finite")
+    if len(values) == 2 and not abs(values["nu"] * values["re_tau"] - 1.0) <= _NU_RTOL:
+        re_tau, nu = values["re_tau"], values["nu"]
         raise FieldError(
             f"attributes re_tau={re_tau!r} and nu={nu!r} disagree; expected nu = 1 / re_tau = {1 / re_tau!r}"
         )
@@ -491,7 +527,7 @@ def write_fields(ds: xr.Dataset, path: str | PathLike[str]) -> Path:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -510,20 +546,6 @@ def _fsync_file(path: Path) -> None:
     """Flush a written file's data to disk."""
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a directory entry (after a rename); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ====================================================================== streaming writer
@@ -754,7 +776,7 @@ class FieldWriter:
         partial = self.partial_path
         _fsync_file(partial)
         os.replace(partial, self._path)
-        _fsync_dir(self._path.parent)
+        fsync_dir(self._path.parent)
         return self._path
 
     close = finalize
@@ -849,7 +871,7 @@ def _copy_prefix(src: netCDF4.Dataset, partial: Path, keep: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(partial.parent)
+    fsync_dir(partial.parent)
 
 
 def _copy_structure(src: netCDF4.Dataset, dst: netCDF4.Dataset) -> None:

@@ -59,7 +59,7 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from .fields import check_fields, make_fields, provenance_attrs
+from .fields import check_fields, make_fields, provenance_attrs, re_tau_of
 from .grid import ChannelGrid
 
 __all__ = ["filter_to_grid", "wall_normal_matrix"]
@@ -170,7 +170,7 @@ def filter_to_grid(
         arrays["v"],
         arrays["w"],
         p=arrays.get("p"),
-        re_tau=float(ds.attrs["re_tau"]),
+        re_tau=re_tau_of(ds),
         time=time,
         attrs=attrs,
     )

@@ -180,6 +180,61 @@ class ChannelGrid:
             stretching=float(attrs["grid_stretching"]),
         )
 
+    @classmethod
+    def from_coords(cls, x: Any, y: Any, z: Any, atol: float = 1e-10) -> "ChannelGrid":
+        """The grid whose cell centres are ``x, y, z`` (in h), to ``atol``.
+
+        ``x`` and ``z`` must be uniform and start at 0 (``x[i] = i * dx``, so ``lx = nx * dx``);
+        ``y`` must be the midpoints of tanh-stretched faces from 0 to 2 (module docstring). The
+        faces follow from the centres exactly (``f[0] = 0``, ``f[j + 1] = 2 y[j] - f[j]``) and the
+        stretching from the first interior face.
+
+        Raises
+        ------
+        ValueError
+            Naming the coordinate that is not one of such a grid and by how much it misses.
+        """
+        spacing = {}
+        for name, values in (("x", x), ("z", z)):
+            values = np.asarray(values, dtype=np.float64).ravel()
+            if values.size < 2:
+                raise ValueError(f"coordinate {name} has {values.size} point(s); at least 2 are needed to know the box length")
+            step = values[-1] / (values.size - 1)
+            error = float(np.max(np.abs(values - step * np.arange(values.size))))
+            if not (step > 0 and error <= atol):
+                raise ValueError(
+                    f"coordinate {name} is not uniform cell centres from 0 (x[i] = i * d{name}): "
+                    f"largest difference {error:.3g} h"
+                )
+            spacing[name] = (values.size, step * values.size)
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if y.size < 2:
+            raise ValueError(f"coordinate y has {y.size} point(s); expected at least 2 cell centres between the walls")
+        faces = np.zeros(y.size + 1)
+        for j, centre in enumerate(y):
+            faces[j + 1] = 2.0 * centre - faces[j]
+        if not abs(faces[-1] - 2.0) <= 1e3 * atol:
+            raise ValueError(
+                f"coordinate y is not cell centres between walls at y = 0 and y = 2 h "
+                f"(its faces end at {faces[-1]:.6g} h)"
+            )
+        eta = -1.0 + 2.0 / y.size
+        uniform = 1.0 + eta
+        stretching = 0.0
+        if faces[1] < uniform - atol:
+            from scipy.optimize import brentq
+
+            stretching = float(brentq(lambda s: 1.0 + math.tanh(s * eta) / math.tanh(s) - faces[1], 1e-9, 50.0, xtol=1e-15))
+        (nx, lx), (nz, lz) = spacing["x"], spacing["z"]
+        grid = cls(nx=nx, ny=y.size, nz=nz, lx=float(lx), lz=float(lz), stretching=stretching)
+        error = float(np.max(np.abs(grid.y - y)))
+        if not error <= atol:
+            raise ValueError(
+                f"coordinate y is not the cell centres of a tanh-stretched channel grid (grid module "
+                f"docstring): the closest, stretching {stretching:.6g}, misses by {error:.3g} h"
+            )
+        return grid
+
     def y_plus(self, re_tau: float) -> np.ndarray:
         """Wall distance of the cell centres in wall units, shape ``(ny,)``."""
         return self.wall_distance() * re_tau

@@ -19,6 +19,7 @@ energy exceeds ``energy_bound`` times that of the initial state.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, Iterator, Mapping
 import torch
 from tqdm.auto import tqdm
 
+from .config import ConfigError
 from .constraints import ConstraintSettings, RolloutConstraints
 from .data.normalization import Normalization
 from .fields import FieldWriter
@@ -113,6 +115,21 @@ class Predictions:
             yield state
 
 
+def _check_output_size(path: str | PathLike[str], steps: int, grid: ChannelGrid, max_output_gb: float) -> None:
+    """Refuse a rollout file larger than ``max_output_gb`` or the free disk space (float32 u, v, w)."""
+    size = (steps + 1) * 3 * 4 * grid.nx * grid.ny * grid.nz
+    folder = Path(path).resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if size > max_output_gb * 1e9 or size > free:
+        raise ConfigError(
+            f"a rollout of {steps} steps on {grid.nx} x {grid.ny} x {grid.nz} cells writes about {size / 1e9:.3g} GB "
+            f"to {path} ({free / 1e9:.3g} GB free there; the bound is rollout.max_output_gb = {max_output_gb:g}); "
+            "roll out fewer steps, or raise rollout.max_output_gb where the disk has room"
+        )
+
+
 def rollout(
     model: SurrogateModel,
     initial: torch.Tensor,
@@ -130,6 +147,7 @@ def rollout(
     device: Any = "cpu",
     overwrite: bool = False,
     progress: bool = True,
+    max_output_gb: float = 2.0,
 ) -> RolloutResult:
     """Roll ``model`` out for ``steps`` steps from ``initial`` and stream the states to ``path``.
 
@@ -154,6 +172,9 @@ def rollout(
         Stop when the fluctuation energy exceeds this multiple of the initial state's.
     attrs
         Provenance for the file (model, checkpoint, case).
+    max_output_gb
+        Refuse (before writing anything) a rollout whose file would exceed this many GB, or the
+        free space of its folder.
 
     Returns
     -------
@@ -171,6 +192,7 @@ def rollout(
         "rollout_constraints": predictions.constraints.describe(),
     }
     meta.update(attrs or {})
+    _check_output_size(path, steps, grid, max_output_gb)
     writer = FieldWriter(path, grid, re_tau=re_tau, dtype="float32", attrs=meta, overwrite=overwrite)
     writer.append(t0, *predictions.state)
     done = 0
@@ -228,6 +250,7 @@ def rollout_case(
         t0=float(truth.times(settings.start)[checkpoint["n_history"] - 1]),
         constraints=settings.constraints(),
         energy_bound=settings.energy_bound,
+        max_output_gb=settings.max_output_gb,
         attrs={
             "case": case.name,
             "model": model.registry_name,

@@ -141,7 +141,8 @@ class RolloutConfig:
     ``hold_flow_rate`` shifts the mean u to the initial state's bulk velocity. The rollout stops
     (keeping what it made) when a field turns non-finite or its energy
     exceeds ``energy_bound`` times that of the initial state. ``checkpoint``: ``best`` (lowest test
-    loss) or ``last``.
+    loss) or ``last``. A rollout file larger than ``max_output_gb`` (or the free disk space) is
+    refused before it starts.
     """
 
     steps: int = 100
@@ -153,6 +154,7 @@ class RolloutConfig:
     hold_flow_rate: bool = False
     energy_bound: float = 10.0
     checkpoint: Literal["best", "last"] = "best"
+    max_output_gb: float = 2.0
 
     def constraints(self) -> ConstraintSettings:
         """The constraints this rollout imposes."""
@@ -163,6 +165,7 @@ class RolloutConfig:
         _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _require(self.start >= 0, f"start must be >= 0, got {self.start}")
         _require(self.energy_bound > 1, f"energy_bound must be > 1, got {self.energy_bound}")
+        _require(self.max_output_gb > 0, f"max_output_gb must be a positive size in GB, got {self.max_output_gb}")
 
 
 @dataclass

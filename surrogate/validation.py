@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from .fields import open_fields
+from .fields import open_fields, re_tau_of
 from .grid import ChannelGrid
 from .references import FIELD_REFERENCES, REFERENCE_NAMES, field_reference_path, load_mkm, load_published
 from .stats import energy_spectra, friction_velocity, higher_moments, mean_profiles, velocity_pdfs, wall_units
@@ -233,6 +233,11 @@ def time_window(ds: xr.Dataset, t_start: float | None = None, what: str = "the D
     :class:`ValidationError` (naming ``what``) if no snapshot is left or there is none at all.
     """
     if "time" not in ds.dims:
+        if t_start is not None and "time" in ds.coords and float(ds["time"]) < t_start - TIME_MATCH_TOLERANCE:
+            raise ValidationError(
+                f"{what}: its one snapshot is at t = {float(ds['time']):g} h/u_tau, before --t-start {t_start:g}; "
+                "lower --t-start"
+            )
         return ds
     times = np.asarray(ds["time"].values, dtype=float)
     if times.size == 0:
@@ -271,9 +276,7 @@ def _window_attrs(window: xr.Dataset) -> dict[str, float]:
 
 def _friction(window: xr.Dataset) -> tuple[float, float]:
     """Measured friction velocity (in the nominal ``u_tau``) and ``nu`` of a field Dataset."""
-    if "nu" not in window.attrs:
-        raise KeyError("the field Dataset has no attrs['nu'] (a field Dataset of this package carries it)")
-    return friction_velocity(window), float(window.attrs["nu"])
+    return friction_velocity(window), 1.0 / re_tau_of(window)
 
 
 def run_statistics(

@@ -65,7 +65,8 @@ def test_second_start_without_resume_is_refused(case_file, tmp_path, capsys):
 def test_resume_refuses_a_changed_case(case_file, tmp_path, capsys):
     assert _run(case_file, tmp_path, "run.t_end=0.03") == 0
     assert _run(case_file, tmp_path, "physics.re_tau=120", "--resume") == 2
-    assert "other physics" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "other physics" in err and "physics.re_tau: 100.0 -> 120.0" in err
 
 
 def test_unknown_override_names_the_closest_key(case_file, tmp_path, capsys):
@@ -97,3 +98,60 @@ def test_resume_accepts_a_checkpoint_written_before_keys_were_added_to_the_schem
     payload["meta"]["physics_hash"] = "written by an older schema"
     torch.save(payload, path)
     assert _run(case_file, tmp_path, "--resume") == 0
+
+
+def test_a_snapshot_interval_longer_than_the_run_is_refused(case_file, tmp_path, capsys):
+    assert _run(case_file, tmp_path, "run.snapshot_interval=1.0") == 2
+    err = capsys.readouterr().err
+    assert "run.snapshot_interval = 1 h/u_tau is longer than the run (t = 0 .. 0.06)" in err
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_ctrl_c_before_the_first_checkpoint_leaves_a_checkpoint_to_resume(case_file, tmp_path, monkeypatch, capsys):
+    from surrogate.solver.channel import ChannelSolver
+
+    assert _run(case_file, tmp_path / "a") == 0
+    original, calls = ChannelSolver.run, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the first snapshot is written, no checkpoint yet
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChannelSolver, "run", interrupted)
+    assert _run(case_file, tmp_path / "b") == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    state, _ = load_checkpoint(tmp_path / "b" / "tiny" / "checkpoint.pt")
+    assert state.time == pytest.approx(0.02)
+    monkeypatch.setattr(ChannelSolver, "run", original)
+    assert _run(case_file, tmp_path / "b", "--resume") == 0
+    with xr.open_dataset(tmp_path / "a" / "tiny" / "fields.nc") as a, xr.open_dataset(tmp_path / "b" / "tiny" / "fields.nc") as b:
+        np.testing.assert_array_equal(a.time.values, b.time.values)
+        np.testing.assert_array_equal(a.u.values, b.u.values)
+
+
+def test_a_full_disk_at_the_first_checkpoint_gives_one_line_and_a_way_on(case_file, tmp_path, monkeypatch, capsys):
+    def full(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file data/0: file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", full)
+    assert _run(case_file, tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt (is the disk full?)" in err and "Traceback" not in err
+    folder = tmp_path / "tiny"
+    assert not (folder / "checkpoint.pt.tmp").exists() and not (folder / "fields.nc").exists()
+    monkeypatch.undo()
+    assert _run(case_file, tmp_path) == 2
+    assert "no checkpoint to resume from; start over with --overwrite" in capsys.readouterr().err
+    assert _run(case_file, tmp_path, "--overwrite") == 0
+
+
+def test_an_unwritable_output_gives_one_line(case_file, tmp_path, capsys):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the run folder's parent should be")
+    assert main(["dns", str(case_file), f"run.output={blocked}/{{name}}", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("surrogate dns: error: cannot write") and str(blocked) in err

@@ -17,7 +17,6 @@ from surrogate.models.encoders import (
     MetaFormerEncoder,
     PatchDecoder,
     PatchEmbed3d,
-    ViTEncoder,
     WindowEncoder,
     build_encoder,
 )

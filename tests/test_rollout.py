@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from surrogate.cli import main
+from surrogate.config import ConfigError
 from surrogate.constraints import ConstraintSettings
 from surrogate.data import Normalization, WindowDataset
 from surrogate.fields import open_fields
@@ -69,6 +70,12 @@ def test_rollout_stops_on_non_finite_values(advected, tmp_path):
     result = _roll(advected, tmp_path, ScaledPersistence(nan_after=3), steps=10)
     assert result.steps == 2 and "non-finite" in result.status
     assert np.isfinite(open_fields(result.path).u.values).all()
+
+
+def test_a_rollout_too_large_for_its_bound_is_refused_before_it_writes(advected, tmp_path):
+    with pytest.raises(ConfigError, match=r"a rollout of 100000 steps .* writes about .* GB .*rollout.max_output_gb = 0.01"):
+        _roll(advected, tmp_path, ScaledPersistence(), steps=100_000, max_output_gb=0.01)
+    assert not list(tmp_path.glob("roll.nc*"))
 
 
 def test_projected_rollout_is_divergence_free(advected, tmp_path):

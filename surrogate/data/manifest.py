@@ -19,13 +19,13 @@ File names are relative to the manifest's folder.
 
 from __future__ import annotations
 
-import os
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..atomic import atomic_write
 from ..config import read_yaml
 
 __all__ = ["MANIFEST_NAME", "NORMALIZATION_NAME", "ManifestError", "read_manifest", "write_manifest"]
@@ -41,14 +41,9 @@ class ManifestError(ValueError):
 
 def write_manifest(path: str | PathLike[str], manifest: dict[str, Any]) -> Path:
     """Write ``manifest`` as YAML atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w") as handle:
+    with atomic_write(path, "w", suffix=".partial") as handle:
         yaml.safe_dump(manifest, handle, sort_keys=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def read_manifest(path: str | PathLike[str]) -> dict[str, Any]:

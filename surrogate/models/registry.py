@@ -27,6 +27,8 @@ from typing import Any, Callable, ClassVar, Mapping
 import torch
 from torch import nn
 
+from ..atomic import save_torch
+
 __all__ = [
     "SurrogateModel",
     "available_models",
@@ -158,11 +160,8 @@ def save_model(model: SurrogateModel, path: str | PathLike[str], extra: Mapping[
     """Save name, constructor arguments and weights (plus ``extra`` entries) atomically with ``torch.save``."""
     if not model.registry_name:
         raise ValueError(f"{type(model).__name__} is not registered; register it to save it")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    torch.save({"model": model.registry_name, "hparams": model.hparams, "state_dict": model.state_dict(), **(extra or {})}, tmp)
-    tmp.replace(path)
-    return path
+    payload = {"model": model.registry_name, "hparams": model.hparams, "state_dict": model.state_dict(), **(extra or {})}
+    return save_torch(payload, path)
 
 
 def load_model(path: str | PathLike[str], map_location: Any = "cpu") -> tuple[SurrogateModel, dict[str, Any]]:

@@ -271,14 +271,9 @@ class ChannelSolver:
         divergence-free fields. With a ``time`` dimension, the snapshot at ``time`` (default:
         the last one) is used.
         """
-        from ..fields import check_fields
+        from ..fields import check_fields_on_grid
 
-        grid = check_fields(ds)
-        if grid != self.grid:
-            raise ValueError(
-                f"the Dataset is on grid {grid}, the solver on {self.grid}; filter or interpolate the "
-                "fields to the solver grid first"
-            )
+        check_fields_on_grid(ds, self.grid, what=f"the solver's grid {self.grid!r} (filter or interpolate the fields to it first)")
         if "time" in ds.dims:
             ds = ds.isel(time=-1) if time is None else ds.sel(time=time, method="nearest")
         t0 = float(ds["time"]) if "time" in ds.coords else 0.0

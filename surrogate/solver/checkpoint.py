@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import save_torch
 from .channel import ChannelState
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
@@ -21,16 +22,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: ChannelState, meta: dic
     The file is written beside its final name and renamed over it only when complete, so an
     interruption leaves the previous checkpoint intact.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     payload = {"format": CHECKPOINT_FORMAT, "state": state.to_dict(), "meta": dict(meta or {})}
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
+    return save_torch(payload, path)
 
 
 def load_checkpoint(

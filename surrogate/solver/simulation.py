@@ -77,14 +77,39 @@ def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
     return solver.initial_condition(init.kind, seed=init.seed, amplitude=init.amplitude)
 
 
-def _physics_hash(case: CaseConfig) -> str:
-    """Hash of everything that changes the solution (not the run length or output settings)."""
+def _physics(case: CaseConfig) -> dict:
+    """The case's settings that change the solution (not the run length or output settings)."""
     plain = dump_config(case)
     plain.pop("run")
     plain.pop("description", None)
     plain["solver"].pop("device")
     plain["solver"].pop("compile")
-    return config_hash(plain)
+    return plain
+
+
+def _physics_hash(case: CaseConfig) -> str:
+    """Hash of :func:`_physics`."""
+    return config_hash(_physics(case))
+
+
+def _changed_keys(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts, as ``key: old -> new``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            change
+            for key in sorted(set(old) | set(new), key=str)
+            for change in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
+
+
+def _resume_mismatch(meta: dict, case: CaseConfig) -> str:
+    """What differs between the checkpoint's case and ``case``, for the refusal message."""
+    try:
+        changes = _changed_keys(_physics(load_case(meta["case"])), _physics(case))
+    except (KeyError, ConfigError):
+        changes = []
+    return "; ".join(changes) if changes else "its stored case cannot be compared key by key"
 
 
 def _stored_physics_hash(meta: dict) -> str | None:
@@ -97,6 +122,16 @@ def _stored_physics_hash(meta: dict) -> str | None:
         return _physics_hash(load_case(meta["case"]))
     except (KeyError, ConfigError):
         return meta.get("physics_hash")
+
+
+def _require_a_snapshot_after_the_start(case: CaseConfig, t_start: float) -> None:
+    """Refuse a run whose ``fields.nc`` would hold only its initial field."""
+    run = case.run
+    if run.t_end is not None and _next_event(t_start, run.snapshot_interval) > run.t_end * (1 + 1e-9):
+        raise ConfigError(
+            f"run.snapshot_interval = {run.snapshot_interval:g} h/u_tau is longer than the run (t = {t_start:g} .. "
+            f"{run.t_end:g}): fields.nc would hold the initial field only; lower run.snapshot_interval or raise run.t_end"
+        )
 
 
 def _next_event(time: float, interval: float) -> float:
@@ -162,21 +197,24 @@ def run_case(
         if _stored_physics_hash(meta) != physics_hash:
             raise RunFolderError(
                 f"{checkpoint_path} was written by a case with other physics, grid or numerics "
-                f"({meta.get('case_name')!r}); only run.t_end, run.steps and output settings may change on resume"
+                f"({meta.get('case_name')!r}: {_resume_mismatch(meta, case)}); only run.t_end, run.steps "
+                "and output settings may change on resume"
             )
         writer = FieldWriter.resume(fields_path, state.time)
         echo(f"resuming {case.name} from t = {state.time:.4f} (step {state.step})")
     else:
         existing = [p for p in (checkpoint_path, fields_path, Path(str(fields_path) + ".partial")) if p.exists()]
         if existing and not overwrite:
+            way_on = "continue it with --resume, " if checkpoint_path.exists() else "it has no checkpoint to resume from; "
             raise RunFolderError(
                 f"{folder} already holds a run ({', '.join(p.name for p in existing)}); "
-                "continue it with --resume, start over with --overwrite, or set run.output"
+                f"{way_on}start over with --overwrite, or set run.output"
             )
         for stale in existing:
             stale.unlink()
-        folder.mkdir(parents=True, exist_ok=True)
         state = initial_state(case, solver)
+        _require_a_snapshot_after_the_start(case, state.time)
+        folder.mkdir(parents=True, exist_ok=True)
         writer = FieldWriter(
             fields_path,
             solver.grid,
@@ -256,6 +294,10 @@ def run_case(
                 checkpoint(state)
                 next_checkpoint = _next_event(state.time, run.checkpoint_interval)
         checkpoint(state)
+    except KeyboardInterrupt:
+        checkpoint(state)  # the last whole step, so that --resume always has a way on
+        writer.close_partial()
+        raise
     except BaseException:
         writer.close_partial()
         raise
