@@ -767,16 +767,25 @@ def _check_placeholders(template: str) -> None:
 class SGSConfig:
     """Subgrid-scale section of an LES case.
 
-    ``model`` is ``smagorinsky`` (parameters ``cs``, ``a_plus``, ``van_driest``), ``wale``
-    (``cw``), ``dynamic_smagorinsky`` (``test_filter_ratio``, ``clip``) or ``none`` (the
-    no-model control run on the LES grid). Unset parameters take the model's defaults.
+    ``model`` is a name of :data:`surrogate.solver.sgs.SGS_MODELS`: ``smagorinsky``
+    (parameters ``cs``, ``a_plus``, ``van_driest``), ``wale`` (``cw``), ``dynamic_smagorinsky``
+    (``test_filter_ratio``, ``clip``), ``neural`` (``hidden``, ``layers``, ``cs``, ``weights``:
+    a file written by ``NeuralEddyViscosity.save``), or ``none`` (the no-model control run on
+    the LES grid). Unset parameters take the model's defaults.
     """
 
-    model: Literal["smagorinsky", "wale", "dynamic_smagorinsky", "none"]
-    parameters: dict[str, float | bool] = field(default_factory=dict)
+    model: str
+    parameters: dict[str, bool | int | float | str] = field(default_factory=dict)
 
     def validate(self) -> None:
-        """The no-model control takes no parameters."""
+        """A known model; the no-model control takes no parameters."""
+        from .solver.sgs import SGS_MODELS
+
+        names = ["none", *SGS_MODELS]
+        if self.model not in names:
+            close = difflib.get_close_matches(self.model, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"model must be one of {', '.join(names)}, got {self.model!r}{hint}")
         _require(self.model != "none" or not self.parameters, "model 'none' takes no parameters")
 
 
@@ -821,4 +830,8 @@ def load_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable
     CaseConfig
         The validated case.
     """
-    return load_config(CaseConfig, path, overrides)
+    case = load_config(CaseConfig, path, overrides)
+    if case.sgs is not None and isinstance(case.sgs.parameters.get("weights"), str):
+        base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+        case.sgs.parameters["weights"] = str(resolve_path(case.sgs.parameters["weights"], base))
+    return case

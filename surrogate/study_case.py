@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Mapping
 
 from .config import _check_placeholders, _require, load_config, resolve_path
 from .train_case import DataConfig, ModelConfig, RolloutConfig, TrainingConfig
@@ -48,9 +48,6 @@ __all__ = [
     "ValidationConfig",
     "load_study_case",
 ]
-
-LESModel = Literal["none", "smagorinsky", "wale", "dynamic_smagorinsky"]
-
 
 @dataclass
 class StudyDatasetConfig:
@@ -78,17 +75,21 @@ class LESStageConfig:
     ``parameters[model]`` (unset: the model's defaults). ``overrides`` then apply to every run.
     """
 
-    models: list[LESModel] = field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
+    models: list[str] = field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
     case: str | None = None
     t_end: float = 100.0
     stats_start: float = 30.0
     snapshot_interval: float = 1.0
     checkpoint_interval: float = 10.0
-    parameters: dict[str, dict[str, float]] = field(default_factory=dict)
+    parameters: dict[str, dict[str, bool | int | float | str]] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        """Distinct models, a statistics window inside the run."""
+        """Known, distinct models, a statistics window inside the run."""
+        from .solver.sgs import SGS_MODELS
+
+        unknown = [name for name in self.models if name != "none" and name not in SGS_MODELS]
+        _require(not unknown, f"models {unknown} are not subgrid models; expected any of {['none', *SGS_MODELS]}")
         _require(len(set(self.models)) == len(self.models), f"models must be distinct, got {self.models}")
         for name in ("t_end", "snapshot_interval", "checkpoint_interval"):
             value = getattr(self, name)
@@ -175,4 +176,7 @@ def load_study_case(path: str | PathLike[str] | Mapping[str, Any], overrides: It
     for section, key in ((case.dataset, "case"), (case.dataset, "path"), (case.les, "case")):
         if section is not None and getattr(section, key) is not None:
             setattr(section, key, str(resolve_path(getattr(section, key), base)))
+    for parameters in (case.les.parameters.values() if case.les is not None else ()):
+        if isinstance(parameters.get("weights"), str):
+            parameters["weights"] = str(resolve_path(parameters["weights"], base))
     return case

@@ -510,8 +510,9 @@ def test_dynamic_model_on_a_random_field_is_non_negative_only_because_of_clippin
 # registry
 # ---------------------------------------------------------------------------------------------
 def test_build_sgs_model_builds_every_registered_model_and_round_trips_describe():
-    assert set(SGS_MODELS) == {"smagorinsky", "wale", "dynamic_smagorinsky"}
+    assert set(SGS_MODELS) == {"smagorinsky", "wale", "dynamic_smagorinsky", "neural"}
     built = {
+        "neural": build_sgs_model("neural", hidden=8, layers=1, cs=0.2),
         "smagorinsky": build_sgs_model("smagorinsky", cs=0.12, a_plus=26.0, van_driest=False),
         "wale": build_sgs_model("WALE", cw=0.5),
         "dynamic_smagorinsky": build_sgs_model("dynamic-smagorinsky", test_filter_ratio=math.sqrt(6), clip=False),

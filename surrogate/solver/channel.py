@@ -324,7 +324,9 @@ class ChannelSolver:
         if cached is not None and cached[0] is state.u:
             return cached[1]
         nu_t = self._sgs_fn(self.ops, state.u, state.v, state.w, self.nu)
-        self._eddy_viscosity_cache = (state.u, nu_t)
+        # a nu_t with a graph (a closure being trained) is recomputed: step recomputation under
+        # torch.utils.checkpoint must save what the first pass saved
+        self._eddy_viscosity_cache = None if nu_t.requires_grad else (state.u, nu_t)
         return nu_t
 
     def stable_dt(self, state: ChannelState, cfl: float | None = None) -> float:
@@ -446,7 +448,7 @@ class ChannelSolver:
                 stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t
             )
         return ChannelState(
-            u, v, w, p, time=state.time + dt, step=state.step + 1, pressure_gradient=float(forcing)
+            u, v, w, p, time=state.time + dt, step=state.step + 1, pressure_gradient=float(forcing.detach())
         )
 
     def run(

@@ -272,14 +272,25 @@ def _test_filter_xz(a: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------------------------
+SGS_MODELS: dict[str, type["EddyViscosityModel"]] = {}
+"""Every subgrid model by its registry name (filled as the model classes are defined)."""
+
+
 class EddyViscosityModel(ABC):
     """Interface of a subgrid-scale eddy-viscosity model.
 
     Subclasses set the class attribute ``name`` (the registry name of
-    :func:`build_sgs_model`) and implement :meth:`eddy_viscosity` and :meth:`parameters`.
+    :func:`build_sgs_model`, :data:`SGS_MODELS`) and implement :meth:`eddy_viscosity` and
+    :meth:`parameters`.
     """
 
     name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass with a ``name`` joins :data:`SGS_MODELS` under it."""
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            SGS_MODELS[cls.name] = cls
 
     @abstractmethod
     def eddy_viscosity(
@@ -627,19 +638,14 @@ class DynamicSmagorinsky(EddyViscosityModel):
         return applied.view(1, -1, 1) * filter_width(ops) ** 2 * magnitude
 
 
-SGS_MODELS: dict[str, type[EddyViscosityModel]] = {
-    cls.name: cls for cls in (Smagorinsky, WALE, DynamicSmagorinsky)
-}
-
-
 def build_sgs_model(name: str, **params: Any) -> EddyViscosityModel:
     """Build a subgrid-scale model from its registry name.
 
     Parameters
     ----------
     name
-        One of ``"smagorinsky"``, ``"wale"``, ``"dynamic_smagorinsky"`` (case and ``-``/``_``
-        insensitive).
+        A key of :data:`SGS_MODELS`: ``"smagorinsky"``, ``"wale"``, ``"dynamic_smagorinsky"``,
+        ``"neural"`` (case and ``-``/``_`` insensitive).
     **params
         Constructor arguments of the model, e.g. ``cs=0.1``.
 

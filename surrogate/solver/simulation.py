@@ -162,6 +162,7 @@ class _Diagnostics:
             csv.DictWriter(handle, DIAGNOSTIC_COLUMNS).writerow(row)
 
 
+@torch.no_grad()  # a run needs no gradients, also with a trainable closure
 def run_case(
     case: CaseConfig,
     *,

@@ -1,0 +1,153 @@
+"""The learned eddy viscosity and its training through the differentiable solver."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from surrogate.closure_training import ClosureSample, a_posteriori_loss, train_closure_step, unroll
+from surrogate.grid import ChannelGrid
+from surrogate.solver import ChannelSolver, NeuralEddyViscosity
+from surrogate.solver.sgs import Smagorinsky, build_sgs_model, strain_rate_magnitude, velocity_gradient
+
+GRID = ChannelGrid(8, 9, 8, lx=2.0, lz=1.0, stretching=1.5)
+RE_TAU, DT = 100.0, 0.005  # within the explicit diffusion limit of every closure here
+
+
+def _solver(sgs) -> ChannelSolver:
+    return ChannelSolver(GRID, RE_TAU, "constant_flow_rate", sgs=sgs, dtype=torch.float64)
+
+
+def _start(solver: ChannelSolver):
+    return solver.initial_condition("turbulent", seed=2, amplitude=0.5)
+
+
+def test_a_zero_network_is_the_no_model_les_bit_for_bit() -> None:
+    closure = NeuralEddyViscosity()
+    torch.nn.init.zeros_(closure.network.head.bias)
+    plain, learned = _solver(None), _solver(closure)
+    a, b = _start(plain), _start(learned)
+    for _ in range(5):
+        a, b = plain.step(a, DT), learned.step(b, DT)
+    for name in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_nu_t_is_non_negative_and_starts_as_smagorinsky_without_damping() -> None:
+    solver = _solver(None)
+    state = _start(solver)
+    closure = NeuralEddyViscosity(cs=0.13)
+    reference = Smagorinsky(cs=0.13, van_driest=False).eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu)
+    torch.testing.assert_close(closure.eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu), reference)
+    torch.manual_seed(0)
+    for parameter in closure.network.parameters():
+        torch.nn.init.normal_(parameter, std=2.0)
+    nu_t = closure.eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu)
+    assert nu_t.shape == GRID.shape and bool((nu_t >= 0).all()) and float(nu_t.detach().max()) > 0
+    magnitude = strain_rate_magnitude(velocity_gradient(solver.ops, state.u, state.v, state.w))
+    assert float((nu_t * magnitude**2).detach().mean()) > 0  # dissipation 2 nu_t S_ij S_ij = nu_t |S|^2
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    torch.manual_seed(1)
+    closure = NeuralEddyViscosity(hidden=8, layers=3)
+    for parameter in closure.network.parameters():
+        torch.nn.init.normal_(parameter)
+    closure.save(tmp_path / "closure.pt")
+    loaded = build_sgs_model(**NeuralEddyViscosity(hidden=8, layers=3, weights=str(tmp_path / "closure.pt")).describe())
+    solver = _solver(None)
+    state = _start(solver)
+    args = (solver.ops, state.u, state.v, state.w, solver.nu)
+    assert torch.equal(loaded.eddy_viscosity(*args), closure.eddy_viscosity(*args))
+    with pytest.raises(ValueError, match="hidden=8, layers=3; the case asks for hidden=16, layers=2"):
+        NeuralEddyViscosity(weights=str(tmp_path / "closure.pt"))
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot be read as a closure file"):
+        NeuralEddyViscosity(weights=str(tmp_path / "bad.pt"))
+
+
+def _sample(truth_cs: float, steps: int) -> ClosureSample:
+    truth = _solver(Smagorinsky(cs=truth_cs, van_driest=False))
+    start = _start(truth)
+    final = start
+    for _ in range(steps):
+        final = truth.step(final, DT)
+    return ClosureSample(start, torch.stack(truth.ops.to_centres(final.u, final.v, final.w)), steps)
+
+
+def test_the_gradient_through_the_solver_matches_finite_differences() -> None:
+    sample = _sample(0.3, steps=3)
+    closure = NeuralEddyViscosity(hidden=4, layers=1)
+    torch.manual_seed(2)
+    for parameter in closure.network.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    solver = _solver(closure)
+    loss = a_posteriori_loss(solver, sample, DT)
+    loss.backward()
+    for parameter, index in ((closure.network.head.bias, (0,)), (closure.network.body[0].weight, (1, 2))):
+        analytic = float(parameter.grad[index])
+        step = 1e-6
+        with torch.no_grad():
+            parameter[index] += step
+            plus = float(a_posteriori_loss(solver, sample, DT, recompute=False))
+            parameter[index] -= 2 * step
+            minus = float(a_posteriori_loss(solver, sample, DT, recompute=False))
+            parameter[index] += step
+        assert analytic == pytest.approx((plus - minus) / (2 * step), rel=1e-5)
+        assert abs(analytic) > 1e-8
+
+
+def test_recomputed_steps_give_the_same_state_and_gradient() -> None:
+    sample = _sample(0.3, steps=2)
+    grads = []
+    for recompute in (True, False):
+        closure = NeuralEddyViscosity(hidden=4, layers=1)
+        loss = a_posteriori_loss(_solver(closure), sample, DT, recompute=recompute)
+        loss.backward()
+        grads.append(closure.network.head.bias.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=0)
+    state = unroll(_solver(None), sample.initial, 2, DT)
+    assert state.step == 2 and state.time == pytest.approx(2 * DT)
+
+
+def test_training_through_the_solver_recovers_the_closure_of_the_truth() -> None:
+    sample = _sample(0.2, steps=4)  # truth: Smagorinsky C_s = 0.2 without damping
+    closure = NeuralEddyViscosity(hidden=4, layers=1, cs=0.1)
+    solver = _solver(closure)
+    optimizer = torch.optim.Adam(closure.network.parameters(), lr=0.01)
+    losses = [train_closure_step(solver, [sample], optimizer, DT) for _ in range(25)]
+    assert max(losses[-5:]) < 0.05 * losses[0]
+    state = sample.initial
+    args = (solver.ops, state.u, state.v, state.w, solver.nu)
+    learned = closure.eddy_viscosity(*args).detach().mean()
+    truth, start = (Smagorinsky(cs=cs, van_driest=False).eddy_viscosity(*args).mean() for cs in (0.2, 0.1))
+    assert abs(float(learned / truth) - 1) < 0.25 < abs(float(start / truth) - 1)
+
+
+LES_CASE = """
+name: tiny_neural
+grid: {nx: 8, ny: 9, nz: 8, lx: 2.0, lz: 1.0, stretching: 1.5}
+physics: {re_tau: 100.0, forcing: constant_flow_rate}
+initial: {kind: turbulent, seed: 1, amplitude: 0.2}
+solver: {cfl: 0.8}
+sgs: {model: neural, parameters: {hidden: 4, layers: 1, weights: closure.pt}}
+run: {t_end: 0.04, snapshot_interval: 0.02, checkpoint_interval: 0.02}
+"""
+
+
+def test_surrogate_les_runs_a_trained_closure_from_a_case_file(tmp_path, monkeypatch, capsys) -> None:
+    import json
+
+    from surrogate.cli import main
+    from surrogate.fields import open_fields
+
+    closure = NeuralEddyViscosity(hidden=4, layers=1, cs=0.17)
+    (tmp_path / "cases").mkdir()
+    closure.save(tmp_path / "cases" / "closure.pt")
+    (tmp_path / "cases" / "les.yaml").write_text(LES_CASE)
+    monkeypatch.chdir(tmp_path)  # the weights are found beside the case file, not in the working folder
+    assert main(["les", "cases/les.yaml", "--quiet"]) == 0
+    described = json.loads(open_fields(tmp_path / "runs" / "tiny_neural" / "fields.nc").attrs["sgs_model"])
+    assert described["name"] == "neural" and described["hidden"] == 4 and described["weights"].endswith("cases/closure.pt")
+    assert main(["les", "cases/les.yaml", "sgs.model=nueral", "--overwrite", "--quiet"]) == 2
+    assert "did you mean 'neural'" in capsys.readouterr().err
