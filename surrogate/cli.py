@@ -10,6 +10,8 @@ case file; every ``KEY=VALUE`` overrides one key of the case (``solver.dt=0.002`
 filtered-DNS dataset from a dataset case file.
 ``surrogate train CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains the surrogate of
 a training case; ``surrogate rollout CASE [KEY=VALUE ...] [--overwrite]`` rolls it out.
+``surrogate closure CASE [KEY=VALUE ...] [--resume | --overwrite] [--quiet]`` trains a neural
+subgrid closure through the LES solver on a filtered-DNS dataset (see :mod:`surrogate.closure_training`).
 ``surrogate pretrained`` lists the shipped models; ``surrogate pretrained NAME --steps N --out FILE
 [--initial FILE] [--t-start T] [--overwrite]`` rolls one out from its shipped window or from a
 field file on its grid.
@@ -69,6 +71,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_case_arguments(sub)
     sub.add_argument("--overwrite", action="store_true", help="start afresh, deleting the folder's earlier dataset")
     sub = commands.add_parser("train", help="train a surrogate (a training case); runs under torchrun too")
+    _add_case_arguments(sub)
+    start = sub.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    start.add_argument("--overwrite", action="store_true", help="start afresh, replacing an earlier run")
+    sub = commands.add_parser("closure", help="train a neural subgrid closure through the LES solver (a closure case)")
     _add_case_arguments(sub)
     start = sub.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
@@ -156,6 +163,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_closure(args: argparse.Namespace) -> int:
+    from .closure_case import load_closure_case
+    from .closure_training import train_closure
+
+    path = train_closure(load_closure_case(args.case, args.overrides), resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"closure in {path}; run it with sgs: {{model: neural, parameters: {{weights: {path}}}}}")
+    return 0
+
+
 def _rollout(args: argparse.Namespace) -> int:
     from .rollout import rollout_case
     from .train_case import load_train_case
@@ -229,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .solver.channel import SolverDivergedError
     from .data import DatasetFolderError, ManifestError, WindowError
     from .solver.simulation import RunFolderError
+    from .closure_training import ClosureTrainingError
     from .training import TrainingError
     from .validation import ValidationError
 
@@ -245,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "les": _run_simulation,
         "dataset": _make_dataset,
         "train": _train,
+        "closure": _train_closure,
         "rollout": _rollout,
         "pretrained": _pretrained,
         "validate": _validate,
@@ -261,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ManifestError,
         WindowError,
         TrainingError,
+        ClosureTrainingError,
         ValidationError,
     ) as exc:
         print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)

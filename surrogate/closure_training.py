@@ -1,39 +1,72 @@
 """Training a subgrid closure a posteriori: through the LES solver, against filtered DNS.
 
 The coarse solver with a learned closure (:class:`surrogate.solver.NeuralEddyViscosity`) is
-unrolled ``steps`` time steps from a filtered-DNS state; the loss compares the state it reaches
-with the filtered DNS at that time, and torch autograd carries the gradient back through every
-RK3 substep, pressure projection and implicit diffusion solve to the network's weights (List,
-Chen & Thuerey, JFM 949, 2022; Kochkov et al., PNAS 118, 2021). Each step is recomputed in the
-backward pass (``torch.utils.checkpoint``), so memory holds one step's graph, not ``steps``.
+unrolled from a filtered-DNS state over one or more snapshot intervals; the loss compares each
+state it reaches with the filtered DNS at that time, and torch autograd carries the gradient back
+through every RK3 substep, pressure projection and implicit diffusion solve to the network's
+weights (List, Chen & Thuerey, JFM 949, 2022; Kochkov et al., PNAS 118, 2021). Each solver step
+is recomputed in the backward pass (``torch.utils.checkpoint``), so memory holds one step's
+graph, not the whole unroll.
 
-Loss of one sample: the squared error of the three cell-centred velocity components, each
-divided by the variance of that component's fluctuations in the target (so that v and w count as
-much as u), averaged over the components.
+Loss of one sample: at every snapshot, :func:`surrogate.losses.field_error` (each component's
+fluctuations and mean profile on the scale of its own fluctuations) plus ``statistics_weight``
+times :func:`surrogate.losses.statistics_error` (mean U, the rms and ``<u'v'>`` profiles),
+averaged over the snapshots.
+
+``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
+dataset (:mod:`surrogate.closure_case`) and writes to the run folder: ``closure.pt`` (the epoch
+with the lowest test loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
+``checkpoint.pt`` (the last epoch, to ``--resume`` from), ``metrics.csv`` (epoch 0: the untrained
+closure; the no-model LES's test loss in every row for comparison) and ``case.yaml``.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import time
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import torch
+import yaml
 from torch.utils.checkpoint import checkpoint
+from tqdm.auto import tqdm
 
+from .atomic import save_torch
+from .closure_case import ClosureCase
+from .config import ConfigError, dump_config
+from .losses import field_error, statistics_error
 from .solver.channel import ChannelSolver, ChannelState
+from .solver.neural_sgs import NeuralEddyViscosity
 
-__all__ = ["ClosureSample", "a_posteriori_loss", "train_closure_step", "unroll"]
+__all__ = [
+    "ClosureSample",
+    "ClosureTrainingError",
+    "a_posteriori_loss",
+    "train_closure",
+    "train_closure_step",
+    "unroll",
+]
+
+METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "no_model_test_loss", "lr", "seconds")
+
+
+class ClosureTrainingError(RuntimeError):
+    """A closure run folder that does not fit the requested start or resume."""
 
 
 @dataclass(frozen=True)
 class ClosureSample:
-    """One training sample: a start state and the filtered DNS ``steps`` solver steps later.
+    """One training sample: a start state and the filtered DNS after each of ``len(targets)`` intervals.
 
-    ``target`` holds ``u, v, w`` at the cell centres, ``(3, nx, ny, nz)`` in u_tau.
+    ``targets`` holds ``u, v, w`` at the cell centres, ``(n_snapshots, 3, nx, ny, nz)`` in u_tau;
+    ``steps`` solver steps lead from one to the next.
     """
 
     initial: ChannelState
-    target: torch.Tensor
+    targets: torch.Tensor
     steps: int
 
 
@@ -52,14 +85,19 @@ def unroll(solver: ChannelSolver, state: ChannelState, steps: int, dt: float, re
 
 
 def a_posteriori_loss(
-    solver: ChannelSolver, sample: ClosureSample, dt: float, recompute: bool = True
+    solver: ChannelSolver, sample: ClosureSample, dt: float, statistics_weight: float = 0.0, recompute: bool = True
 ) -> torch.Tensor:
     """The loss of the module docstring for one sample (a 0-d tensor with a graph to the closure)."""
-    final = unroll(solver, sample.initial, sample.steps, dt, recompute)
-    predicted = torch.stack(solver.ops.to_centres(final.u, final.v, final.w))
-    target = sample.target.to(predicted)
-    scale = target.var(dim=(1, 3), keepdim=True).mean(dim=2, keepdim=True)  # fluctuation variance per component
-    return ((predicted - target) ** 2 / scale).mean()
+    state, losses = sample.initial, []
+    for target in sample.targets:
+        state = unroll(solver, state, sample.steps, dt, recompute)
+        predicted = torch.stack(solver.ops.to_centres(state.u, state.v, state.w))[None]
+        truth = target.to(predicted)[None]
+        loss = field_error(predicted, truth)
+        if statistics_weight:
+            loss = loss + statistics_weight * statistics_error(predicted, truth)
+        losses.append(loss[0])
+    return torch.stack(losses).mean()
 
 
 def train_closure_step(
@@ -67,6 +105,7 @@ def train_closure_step(
     samples: Sequence[ClosureSample] | Iterable[ClosureSample],
     optimizer: torch.optim.Optimizer,
     dt: float,
+    statistics_weight: float = 0.0,
     recompute: bool = True,
     max_grad_norm: float = 1.0,
 ) -> float:
@@ -75,11 +114,10 @@ def train_closure_step(
     The gradient is clipped to norm ``max_grad_norm``: an eddy viscosity past the explicit
     diffusion limit of ``dt`` makes the unrolled solver (and its gradient) explode, and one such
     gradient would otherwise wreck the optimiser's state. A non-finite loss leaves the weights
-    as they were.
+    as they were and returns NaN.
     """
     optimizer.zero_grad(set_to_none=True)
-    losses = [a_posteriori_loss(solver, sample, dt, recompute) for sample in samples]
-    loss = torch.stack(losses).mean()
+    loss = torch.stack([a_posteriori_loss(solver, sample, dt, statistics_weight, recompute) for sample in samples]).mean()
     if not torch.isfinite(loss):
         return float("nan")
     loss.backward()
@@ -87,3 +125,174 @@ def train_closure_step(
     torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
     return float(loss.detach())
+
+
+# ---------------------------------------------------------------------------------------------
+# a training run on a dataset
+# ---------------------------------------------------------------------------------------------
+class _Samples:
+    """The windows of one dataset split as closure samples for a solver on the dataset's grid."""
+
+    def __init__(self, case: ClosureCase, split: str, solver: ChannelSolver) -> None:
+        from .data import WindowDataset
+
+        self.windows = WindowDataset(
+            case.dataset, split, n_history=1, n_target=case.training.snapshots, normalization=None, dtype=solver.dtype
+        )
+        self.solver, self.steps = solver, case.training.steps_per_snapshot
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> ClosureSample:
+        history, target = self.windows[index]
+        start = float(self.windows.times(index)[0])
+        return ClosureSample(self.solver.state_from_centres(history[0], start), target, self.steps)
+
+
+def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, dtype: torch.dtype) -> dict[str, ChannelSolver]:
+    """The LES with the closure and the no-model LES on the dataset's grid, at the training data's flow rate."""
+    from .data import WindowDataset, read_manifest
+    from .grid import ChannelGrid
+
+    info = read_manifest(case.dataset)
+    grid = ChannelGrid(**info["grid"])
+    first = WindowDataset(case.dataset, "train", n_history=1, normalization=None, dtype=torch.float64)[0][0][0, 0]
+    bulk = float((first.mean(dim=(0, 2)) * torch.as_tensor(grid.dy)).sum() / 2.0)
+    return {
+        label: ChannelSolver(
+            grid, float(info["re_tau"]), "constant_flow_rate", bulk_velocity=bulk, sgs=sgs,
+            device=case.training.device, dtype=dtype,
+        )
+        for label, sgs in (("closure", closure), ("none", None))
+    }
+
+
+def _mean_loss(solver: ChannelSolver, samples: list[ClosureSample], dt: float, statistics_weight: float) -> float:
+    with torch.no_grad():
+        return float(torch.stack([a_posteriori_loss(solver, s, dt, statistics_weight, recompute=False) for s in samples]).mean())
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, METRIC_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_metrics(path: Path, epoch: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["epoch"]) <= epoch]
+
+
+def train_closure(
+    case: ClosureCase,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = tqdm.write,
+) -> Path:
+    """Train the closure of ``case`` through the solver on its dataset; returns ``closure.pt``.
+
+    Raises
+    ------
+    ClosureTrainingError
+        If the run folder already holds a run (without ``resume``/``overwrite``) or has nothing to
+        resume.
+    ConfigError
+        If ``steps_per_snapshot`` gives a time step past the solver's stability limit.
+    """
+    settings = case.training
+    dtype = getattr(torch, settings.dtype)
+    folder = case.output_dir()
+    paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
+    torch.manual_seed(settings.seed)
+    closure = NeuralEddyViscosity(case.closure.hidden, case.closure.layers, case.closure.cs)
+    closure.network.to(device=settings.device, dtype=dtype)
+    optimizer = torch.optim.Adam(closure.network.parameters(), lr=settings.lr)
+
+    solvers = _solvers(case, closure, dtype)
+    train_set, test_set = (_Samples(case, split, solvers["closure"]) for split in ("train", "test"))
+    n_test = min(settings.test_samples, len(test_set))
+    test = [test_set[int(i)] for i in torch.linspace(0, len(test_set) - 1, n_test).round().long()]
+    dt = train_set.windows.dt / settings.steps_per_snapshot
+    with torch.no_grad():
+        limit = min(solvers["closure"].stable_dt(sample.initial, cfl=1.0) for sample in test)
+    if dt > limit:
+        raise ConfigError(
+            f"training.steps_per_snapshot = {settings.steps_per_snapshot} gives dt = {dt:.4g} h/u_tau, past the "
+            f"solver's stability limit {limit:.4g} on the test states; use at least "
+            f"{math.ceil(train_set.windows.dt / limit)}"
+        )
+
+    epoch, best, rows = 0, math.inf, []
+    if resume:
+        if not paths["checkpoint.pt"].exists():
+            raise ClosureTrainingError(f"{paths['checkpoint.pt']} does not exist: nothing to resume (start without --resume)")
+        try:
+            saved = torch.load(paths["checkpoint.pt"], map_location="cpu", weights_only=True)
+            closure.network.load_state_dict(saved["network"])
+            optimizer.load_state_dict(saved["optimizer"])
+        except Exception as exc:  # truncated, or another network's weights
+            raise ClosureTrainingError(f"cannot resume from {paths['checkpoint.pt']}: {type(exc).__name__}; start over with --overwrite") from None
+        torch.set_rng_state(saved["rng"])
+        epoch, best = int(saved["epoch"]), float(saved["best"])
+        rows = _read_metrics(paths["metrics.csv"], epoch)
+        echo(f"{case.name}: resuming after epoch {epoch}")
+    else:
+        existing = [p for p in paths.values() if p.exists()]
+        if existing and not overwrite:
+            raise ClosureTrainingError(
+                f"{folder} already holds a closure run ({', '.join(p.name for p in existing)}); "
+                "continue it with --resume or start over with --overwrite"
+            )
+        for stale in existing:
+            stale.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(case), sort_keys=False))
+    no_model = _mean_loss(solvers["none"], test, dt, settings.statistics_weight)
+    if not rows:
+        rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, settings.statistics_weight),
+                 "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
+    _write_metrics(paths["metrics.csv"], rows)
+    echo(
+        f"{case.name}: closure with {sum(p.numel() for p in closure.network.parameters())} weights, {len(train_set)} "
+        f"training windows, {settings.steps_per_snapshot} steps of {dt:.4g} h/u_tau per snapshot; test loss of the "
+        f"no-model LES {no_model:.5f}, of the untrained closure {float(rows[0]['test_loss']):.5f}"
+    )
+    bar = tqdm(total=settings.samples_per_epoch * (settings.epochs - epoch), disable=not progress, unit="sample", desc=case.name)
+    try:
+        while epoch < settings.epochs:
+            started = time.perf_counter()
+            order = torch.randperm(len(train_set))[: settings.samples_per_epoch].tolist()
+            losses = []
+            for k in range(0, len(order), settings.batch_size):
+                batch = [train_set[i] for i in order[k : k + settings.batch_size]]
+                losses.append(train_closure_step(
+                    solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute, settings.max_grad_norm
+                ))
+                bar.update(len(batch))
+            epoch += 1
+            test_loss = _mean_loss(solvers["closure"], test, dt, settings.statistics_weight)
+            if test_loss < best:
+                best = test_loss
+                closure.save(paths["closure.pt"])
+            save_torch(
+                {"network": closure.network.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                 "epoch": epoch, "best": best},
+                paths["checkpoint.pt"],
+            )
+            finite = [value for value in losses if math.isfinite(value)]
+            rows.append({"epoch": epoch, "train_loss": sum(finite) / len(finite) if finite else math.nan, "test_loss": test_loss,
+                         "no_model_test_loss": no_model, "lr": settings.lr, "seconds": round(time.perf_counter() - started, 3)})
+            _write_metrics(paths["metrics.csv"], rows)
+            bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {test_loss:.5f} (no model {no_model:.5f})")
+    finally:
+        bar.close()
+    if not paths["closure.pt"].exists():  # no epoch beat the start: keep the untrained closure
+        closure.save(paths["closure.pt"])
+    return paths["closure.pt"]
+

@@ -72,7 +72,7 @@ def _sample(truth_cs: float, steps: int) -> ClosureSample:
     final = start
     for _ in range(steps):
         final = truth.step(final, DT)
-    return ClosureSample(start, torch.stack(truth.ops.to_centres(final.u, final.v, final.w)), steps)
+    return ClosureSample(start, torch.stack(truth.ops.to_centres(final.u, final.v, final.w))[None], steps)
 
 
 def test_the_gradient_through_the_solver_matches_finite_differences() -> None:
@@ -82,16 +82,16 @@ def test_the_gradient_through_the_solver_matches_finite_differences() -> None:
     for parameter in closure.network.parameters():
         torch.nn.init.normal_(parameter, std=0.3)
     solver = _solver(closure)
-    loss = a_posteriori_loss(solver, sample, DT)
+    loss = a_posteriori_loss(solver, sample, DT, 1.0)
     loss.backward()
     for parameter, index in ((closure.network.head.bias, (0,)), (closure.network.body[0].weight, (1, 2))):
         analytic = float(parameter.grad[index])
         step = 1e-6
         with torch.no_grad():
             parameter[index] += step
-            plus = float(a_posteriori_loss(solver, sample, DT, recompute=False))
+            plus = float(a_posteriori_loss(solver, sample, DT, 1.0, recompute=False))
             parameter[index] -= 2 * step
-            minus = float(a_posteriori_loss(solver, sample, DT, recompute=False))
+            minus = float(a_posteriori_loss(solver, sample, DT, 1.0, recompute=False))
             parameter[index] += step
         assert analytic == pytest.approx((plus - minus) / (2 * step), rel=1e-5)
         assert abs(analytic) > 1e-8
@@ -116,7 +116,7 @@ def test_training_through_the_solver_recovers_the_closure_of_the_truth() -> None
     solver = _solver(closure)
     optimizer = torch.optim.Adam(closure.network.parameters(), lr=0.01)
     losses = [train_closure_step(solver, [sample], optimizer, DT) for _ in range(25)]
-    assert max(losses[-5:]) < 0.05 * losses[0]
+    assert max(losses[-5:]) < 0.15 * losses[0]  # the field error is a norm: 0.15 here is a 44x smaller squared error
     state = sample.initial
     args = (solver.ops, state.u, state.v, state.w, solver.nu)
     learned = closure.eddy_viscosity(*args).detach().mean()
@@ -151,3 +151,30 @@ def test_surrogate_les_runs_a_trained_closure_from_a_case_file(tmp_path, monkeyp
     assert described["name"] == "neural" and described["hidden"] == 4 and described["weights"].endswith("cases/closure.pt")
     assert main(["les", "cases/les.yaml", "sgs.model=nueral", "--overwrite", "--quiet"]) == 2
     assert "did you mean 'neural'" in capsys.readouterr().err
+
+
+def test_surrogate_closure_trains_resumes_and_writes_a_loadable_closure(tmp_path, capsys) -> None:
+    import csv
+
+    from conftest import advected_dataset
+    from surrogate.cli import main
+
+    manifest = advected_dataset(tmp_path)
+    case = tmp_path / "closure.yaml"
+    case.write_text(
+        f"name: tiny_closure\ndataset: {manifest.parent}\nclosure: {{hidden: 4, layers: 1}}\n"
+        "training: {epochs: 2, samples_per_epoch: 4, batch_size: 2, test_samples: 2, steps_per_snapshot: 10}\n"
+        f"output: {tmp_path}/{{name}}\n"
+    )
+    assert main(["closure", str(case), "training.steps_per_snapshot=1", "--quiet"]) == 2
+    assert "past the solver's stability limit" in capsys.readouterr().err
+    assert main(["closure", str(case), "--quiet"]) == 0
+    folder = tmp_path / "tiny_closure"
+    assert main(["closure", str(case), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["closure", str(case), "training.epochs=3", "--resume", "--quiet"]) == 0
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert all(float(row["test_loss"]) > 0 and float(row["no_model_test_loss"]) > 0 for row in rows)
+    loaded = NeuralEddyViscosity(hidden=4, layers=1, weights=str(folder / "closure.pt"))
+    assert loaded.describe()["weights"] == str(folder / "closure.pt")

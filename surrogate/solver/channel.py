@@ -284,7 +284,12 @@ class ChannelSolver:
         for name, values in zip("uvw", centres):
             if not torch.isfinite(values).all():
                 raise ValueError(f"variable {name!r} of the Dataset has non-finite values")
-        return self._state_from_velocity(*self.ops.from_centres(*centres), t0)
+        return self.state_from_centres(torch.stack(centres), t0)
+
+    def state_from_centres(self, velocity: torch.Tensor, time: float = 0.0) -> ChannelState:
+        """A divergence-free state from cell-centred ``u, v, w``, ``(3, nx, ny, nz)`` in u_tau, at ``time``."""
+        velocity = velocity.to(device=self.device, dtype=self.dtype)
+        return self._state_from_velocity(*self.ops.from_centres(*velocity), time)
 
     def to_dataset(self, state: ChannelState, attrs: dict | None = None):
         """The state as a cell-centred field Dataset (one snapshot with a scalar ``time``)."""

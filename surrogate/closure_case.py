@@ -1,0 +1,108 @@
+"""Closure training case files: ``surrogate closure CASE`` (see :mod:`surrogate.closure_training`).
+
+Example::
+
+    name: closure_re180
+    dataset: ../validation/data/dataset_re180   # a filtered-DNS dataset (surrogate dataset)
+    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity
+    training:
+      epochs: 10
+      samples_per_epoch: 40     # start windows drawn from the training split each epoch
+      batch_size: 4             # samples per optimiser step
+      test_samples: 8           # evenly spaced windows of the test split, the same every epoch
+      snapshots: 1              # snapshot intervals unrolled per sample (the loss at each)
+      steps_per_snapshot: 17    # solver steps per snapshot interval: dt = dt_snapshot / this
+      lr: 1.0e-3
+      statistics_weight: 1.0    # weight of the plane-statistics error beside the field error
+    output: runs/{name}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+from .config import _check_placeholders, _require, device_problem, load_config, resolve_path
+
+__all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
+
+
+@dataclass
+class ClosureNetworkConfig:
+    """The network of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``."""
+
+    hidden: int = 16
+    layers: int = 2
+    cs: float = 0.1
+
+    def validate(self) -> None:
+        """Positive sizes, a finite start."""
+        _require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
+        _require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
+
+
+@dataclass
+class ClosureTrainingConfig:
+    """How the closure is trained through the solver (module docstring)."""
+
+    epochs: int = 10
+    samples_per_epoch: int = 40
+    batch_size: int = 4
+    test_samples: int = 8
+    snapshots: int = 1
+    steps_per_snapshot: int = 17
+    lr: float = 1.0e-3
+    statistics_weight: float = 1.0
+    max_grad_norm: float = 1.0
+    recompute: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    dtype: Literal["float64", "float32"] = "float64"
+
+    def validate(self) -> None:
+        """Positive counts and rates; an available device."""
+        for name in ("epochs", "samples_per_epoch", "batch_size", "test_samples", "snapshots", "steps_per_snapshot"):
+            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.lr > 0 and self.max_grad_norm > 0, f"lr and max_grad_norm must be positive, got {self.lr}, {self.max_grad_norm}")
+        _require(self.statistics_weight >= 0, f"statistics_weight must be >= 0, got {self.statistics_weight}")
+        problem = device_problem(self.device)
+        _require(problem is None, f"device: {problem}")
+
+
+@dataclass
+class ClosureCase:
+    """A closure training case."""
+
+    name: str
+    dataset: str
+    closure: ClosureNetworkConfig = field(default_factory=ClosureNetworkConfig)
+    training: ClosureTrainingConfig = field(default_factory=ClosureTrainingConfig)
+    output: str = "runs/{name}"
+    description: str = ""
+
+    def validate(self) -> None:
+        """A usable name and output template."""
+        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
+        _check_placeholders(self.output)
+
+    def output_dir(self) -> Path:
+        """The run folder: ``output`` with ``{name}`` replaced."""
+        return Path(self.output.format(name=self.name))
+
+
+def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> ClosureCase:
+    """Load a closure training case; a relative ``dataset`` is resolved against the case file's folder
+    when it exists there, else against the working directory.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys or bad values, naming the key and what was expected.
+    """
+    case = load_config(ClosureCase, path, overrides)
+    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    case.dataset = str(resolve_path(case.dataset, base))
+    return case
