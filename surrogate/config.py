@@ -674,7 +674,8 @@ class InitialConfig:
 
     ``kind``: ``laminar`` (parabolic profile), ``turbulent`` (mean profile plus random
     perturbations of relative size ``amplitude``, drawn with ``seed``) or ``file`` (a field file or
-    checkpoint at ``path``).
+    checkpoint at ``path``, or a shipped field reference such as ``fdns180``; the last snapshot of
+    a file with several).
     """
 
     kind: Literal["laminar", "turbulent", "file"] = "turbulent"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from surrogate.cli import main
@@ -61,3 +63,20 @@ def test_unknown_model_name_suggests_the_closest(tmp_path, capsys):
     case = _case(tmp_path, "wael")
     assert main(["les", str(case), f"run.output={tmp_path}/{{name}}", "--quiet"]) == 2
     assert "did you mean 'wale'" in capsys.readouterr().err
+
+
+def test_an_les_starts_from_the_shipped_developed_field_in_any_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from surrogate.cli import main
+    from surrogate.fields import open_fields
+    from surrogate.references import field_reference_path
+
+    case = Path(__file__).resolve().parents[1] / "cases" / "les_re180_learned.yaml"
+    monkeypatch.chdir(tmp_path)
+    args = ["les", str(case), "sgs={model: wale}", "run.t_end=60.2", "run.snapshot_interval=0.1", "--quiet"]
+    assert main(args) == 0
+    ds = open_fields(tmp_path / "runs" / "les_re180_learned" / "fields.nc")
+    np.testing.assert_allclose(ds.time.values, [60.0, 60.1, 60.2], atol=1e-9)
+    start = open_fields(field_reference_path("fdns180")).isel(time=-1)
+    assert float(abs(ds.u.isel(time=0) - start.u).mean()) < 0.1 * float(abs(start.u).mean())

@@ -33,12 +33,14 @@ def test_a_zero_network_is_the_no_model_les_bit_for_bit() -> None:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
-def test_nu_t_is_non_negative_and_starts_as_smagorinsky_without_damping() -> None:
+def test_nu_t_is_non_negative_and_starts_as_damped_smagorinsky() -> None:
     solver = _solver(None)
     state = _start(solver)
     closure = NeuralEddyViscosity(cs=0.13)
-    reference = Smagorinsky(cs=0.13, van_driest=False).eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu)
-    torch.testing.assert_close(closure.eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu), reference)
+    undamped = Smagorinsky(cs=0.13, van_driest=False).eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu)
+    distance = torch.as_tensor(GRID.wall_distance(), dtype=torch.float64).view(1, -1, 1)
+    damping = 1 - torch.exp(-distance * RE_TAU / 25.0)  # van Driest with the nominal u_tau
+    torch.testing.assert_close(closure.eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu), undamped * damping**2)
     torch.manual_seed(0)
     for parameter in closure.network.parameters():
         torch.nn.init.normal_(parameter, std=2.0)
@@ -67,11 +69,11 @@ def test_save_and_load_round_trip(tmp_path) -> None:
 
 
 def _sample(truth_cs: float, steps: int) -> ClosureSample:
-    truth = _solver(Smagorinsky(cs=truth_cs, van_driest=False))
+    """The LES with the closure at ``C_s = truth_cs`` from the start state, ``steps`` steps later."""
+    truth = _solver(NeuralEddyViscosity(cs=truth_cs))
     start = _start(truth)
-    final = start
-    for _ in range(steps):
-        final = truth.step(final, DT)
+    with torch.no_grad():
+        final = unroll(truth, start, steps, DT, recompute=False)
     return ClosureSample(start, torch.stack(truth.ops.to_centres(final.u, final.v, final.w))[None], steps)
 
 
@@ -111,7 +113,7 @@ def test_recomputed_steps_give_the_same_state_and_gradient() -> None:
 
 
 def test_training_through_the_solver_recovers_the_closure_of_the_truth() -> None:
-    sample = _sample(0.2, steps=4)  # truth: Smagorinsky C_s = 0.2 without damping
+    sample = _sample(0.2, steps=4)  # truth: the closure at C_s = 0.2
     closure = NeuralEddyViscosity(hidden=4, layers=1, cs=0.1)
     solver = _solver(closure)
     optimizer = torch.optim.Adam(closure.network.parameters(), lr=0.01)
@@ -120,7 +122,7 @@ def test_training_through_the_solver_recovers_the_closure_of_the_truth() -> None
     state = sample.initial
     args = (solver.ops, state.u, state.v, state.w, solver.nu)
     learned = closure.eddy_viscosity(*args).detach().mean()
-    truth, start = (Smagorinsky(cs=cs, van_driest=False).eddy_viscosity(*args).mean() for cs in (0.2, 0.1))
+    truth, start = (NeuralEddyViscosity(cs=cs).eddy_viscosity(*args).detach().mean() for cs in (0.2, 0.1))
     assert abs(float(learned / truth) - 1) < 0.25 < abs(float(start / truth) - 1)
 
 

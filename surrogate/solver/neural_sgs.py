@@ -1,26 +1,29 @@
 """A learned eddy viscosity: a small network of local, dimensionless flow invariants.
 
-``nu_t = Delta^2 |S| c(q)^2`` at every cell centre, where ``Delta`` and ``|S|`` are those of the
-classical models (:func:`surrogate.solver.sgs.filter_width`, ``|S| = sqrt(2 S_ij S_ij)``) and
-``c`` is a pointwise multilayer perceptron of three invariants ``q``:
+``nu_t = (c(q) D Delta)^2 |S|`` at every cell centre, where ``Delta`` and ``|S|`` are those of the
+classical models (:func:`surrogate.solver.sgs.filter_width`, ``|S| = sqrt(2 S_ij S_ij)``),
+``D = 1 - exp(-y+ / 25)`` is van Driest's wall damping with the nominal wall distance
+``y+ = d / nu`` (``d`` to the nearest wall, ``u_tau = 1``), and ``c`` is a pointwise multilayer
+perceptron of three invariants ``q``:
 
 * ``(Omega_ij Omega_ij - S_ij S_ij) / (Omega_ij Omega_ij + S_ij S_ij)`` in ``[-1, 1]``: rotation
   against strain (pure shear 0, solid-body rotation 1, pure strain -1);
-* ``exp(-y+ / 25)`` with ``y+ = d / nu`` the nominal wall distance of the cell centre (``d`` to
-  the nearest wall, ``u_tau = 1``): the wall region;
+* ``exp(-y+ / 25)``: the wall region;
 * ``log(1 + Delta^2 |S| / nu)``: the cell Reynolds number of the resolved strain.
 
 Squaring ``c`` makes ``nu_t >= 0``, so the model only dissipates resolved energy
 (``2 nu_t S_ij S_ij >= 0``), and a network whose last layer is zero gives ``nu_t = 0`` exactly
-(the no-model LES, bit for bit). The last layer starts at zero weights and bias ``cs``, i.e. the
-Smagorinsky model with ``C_s = cs`` and no wall damping, which training through the solver then
-corrects (:mod:`surrogate.closure_training`). Every operation is differentiable with torch
-autograd, on any device and dtype.
+(the no-model LES, bit for bit). The damping keeps ``nu_t`` from limiting the explicit time step
+at the wall. The last layer starts at zero weights and bias ``cs``, i.e. the Smagorinsky model
+with ``C_s = cs`` and this damping, which training through the solver then corrects
+(:mod:`surrogate.closure_training`). Every operation is differentiable with torch autograd, on
+any device and dtype.
 """
 
 from __future__ import annotations
 
 import math
+from importlib import resources
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ from .sgs import (
     filter_width,
 )
 
-__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES"]
+__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "shipped_closures"]
 
 N_FEATURES = 3
 _A_PLUS = 25.0
@@ -71,7 +74,8 @@ class NeuralEddyViscosity(EddyViscosityModel):
     cs
         Initial output of the network: the Smagorinsky constant it starts from.
     weights
-        A file written by :meth:`save`; its network replaces the initial one.
+        A file written by :meth:`save`, or the name of a shipped closure (:func:`shipped_closures`,
+        e.g. ``"neural-re180"``); its network replaces the initial one.
     """
 
     name = "neural"
@@ -87,7 +91,7 @@ class NeuralEddyViscosity(EddyViscosityModel):
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
         if weights is not None:
-            self.network.load_state_dict(_read_weights(Path(weights), hidden, layers))
+            self.network.load_state_dict(_read_weights(_weights_path(str(weights)), hidden, layers))
 
     def parameters(self) -> dict[str, Any]:
         """``{"hidden", "layers", "cs", "weights"}`` (``weights`` only when loaded from a file)."""
@@ -99,7 +103,7 @@ class NeuralEddyViscosity(EddyViscosityModel):
     def features(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The invariants ``(nx, ny, nz, N_FEATURES)`` and ``Delta^2 |S|`` ``(nx, ny, nz)`` in ``u_tau h``."""
+        """The invariants ``(nx, ny, nz, N_FEATURES)`` and ``(D Delta)^2 |S|`` ``(nx, ny, nz)`` in ``u_tau h``."""
         g = _velocity_gradient_components(ops, u, v, w)
         strain = _strain_components(g)
         ss = _contract_symmetric(strain, strain)
@@ -112,12 +116,12 @@ class NeuralEddyViscosity(EddyViscosityModel):
         y = (torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy).to(u)
         wall = torch.exp(-torch.minimum(y, 2.0 - y) / (nu * _A_PLUS)).expand_as(ss)
         features = torch.stack([(oo - ss) / (oo + ss + tiny), wall, torch.log1p(scale / nu)], dim=-1)
-        return features, scale
+        return features, scale * (1.0 - wall) ** 2
 
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
     ) -> torch.Tensor:
-        """``nu_t = Delta^2 |S| c^2 >= 0``, shape ``(nx, ny, nz)``, in ``u_tau h``."""
+        """``nu_t = (c D Delta)^2 |S| >= 0``, shape ``(nx, ny, nz)``, in ``u_tau h``."""
         features, scale = self.features(ops, u, v, w, nu)
         self.network.to(device=u.device, dtype=u.dtype)
         return scale * self.network(features) ** 2
@@ -130,10 +134,26 @@ class NeuralEddyViscosity(EddyViscosityModel):
         return save_torch({"closure": self.name, "hidden": self.hidden, "layers": self.layers, "state_dict": state}, path)
 
 
+def shipped_closures() -> list[str]:
+    """Names of the closures that ship with the package (``weights=NAME``)."""
+    folder = resources.files("surrogate.resources") / "closures"
+    return sorted(item.name[:-3] for item in folder.iterdir() if item.name.endswith(".pt")) if folder.is_dir() else []
+
+
+def _weights_path(weights: str) -> Path:
+    """A shipped closure's file for its name, else ``weights`` as a path."""
+    if weights in shipped_closures():
+        return Path(str(resources.files("surrogate.resources") / "closures" / f"{weights}.pt"))
+    return Path(weights)
+
+
 def _read_weights(path: Path, hidden: int, layers: int) -> dict[str, torch.Tensor]:
     """The state dict of a closure file, checked against the sizes asked for."""
     if not path.is_file():
-        raise ValueError(f"sgs weights {str(path)!r}: no such file (written by NeuralEddyViscosity.save)")
+        raise ValueError(
+            f"sgs weights {str(path)!r}: no such file (written by NeuralEddyViscosity.save) and no shipped "
+            f"closure of that name (shipped: {', '.join(shipped_closures()) or 'none'})"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty or not a torch file

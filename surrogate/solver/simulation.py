@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from ..config import CaseConfig, ConfigError, config_hash, dump_config, load_case
 from ..fields import FieldWriter, open_fields
 from ..grid import ChannelGrid
+from ..references import FIELD_REFERENCES, field_reference_path
 from .channel import ChannelSolver, ChannelState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .sgs import EddyViscosityModel, build_sgs_model
@@ -73,7 +74,10 @@ def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
     """The initial state of a case (``initial.kind``: laminar, turbulent or a field file)."""
     init = case.initial
     if init.kind == "file":
-        return solver.from_dataset(open_fields(init.path))
+        path = Path(init.path)
+        if not path.exists() and init.path.lower() in FIELD_REFERENCES:  # a shipped field, e.g. fdns180
+            path = field_reference_path(init.path)
+        return solver.from_dataset(open_fields(path))
     return solver.initial_condition(init.kind, seed=init.seed, amplitude=init.amplitude)
 
 
