@@ -13,7 +13,8 @@ Example::
       snapshots: 1              # snapshot intervals unrolled per sample (the loss at each)
       steps_per_snapshot: 17    # solver steps per snapshot interval: dt = dt_snapshot / this
       lr: 1.0e-3
-      statistics_weight: 1.0    # weight of the plane-statistics error beside the field error
+      statistics_weight: 1.0    # weight of the plane-statistics error
+      field_weight: 1.0         # weight of the field error
     output: runs/{name}
 """
 
@@ -56,6 +57,7 @@ class ClosureTrainingConfig:
     steps_per_snapshot: int = 17
     lr: float = 1.0e-3
     statistics_weight: float = 1.0
+    field_weight: float = 1.0
     max_grad_norm: float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -67,7 +69,10 @@ class ClosureTrainingConfig:
         for name in ("epochs", "samples_per_epoch", "batch_size", "test_samples", "snapshots", "steps_per_snapshot"):
             _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _require(self.lr > 0 and self.max_grad_norm > 0, f"lr and max_grad_norm must be positive, got {self.lr}, {self.max_grad_norm}")
-        _require(self.statistics_weight >= 0, f"statistics_weight must be >= 0, got {self.statistics_weight}")
+        _require(
+            min(self.statistics_weight, self.field_weight) >= 0 and self.statistics_weight + self.field_weight > 0,
+            f"statistics_weight and field_weight must be >= 0 and not both 0, got {self.statistics_weight}, {self.field_weight}",
+        )
         problem = device_problem(self.device)
         _require(problem is None, f"device: {problem}")
 

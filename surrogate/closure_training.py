@@ -8,10 +8,10 @@ weights (List, Chen & Thuerey, JFM 949, 2022; Kochkov et al., PNAS 118, 2021). E
 is recomputed in the backward pass (``torch.utils.checkpoint``), so memory holds one step's
 graph, not the whole unroll.
 
-Loss of one sample: at every snapshot, :func:`surrogate.losses.field_error` (each component's
-fluctuations and mean profile on the scale of its own fluctuations) plus ``statistics_weight``
-times :func:`surrogate.losses.statistics_error` (mean U, the rms and ``<u'v'>`` profiles),
-averaged over the snapshots.
+Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.losses.field_error`
+(each component's fluctuations and mean profile on the scale of its own fluctuations) plus
+``statistics_weight`` times :func:`surrogate.losses.statistics_error` (mean U, the rms and
+``<u'v'>`` profiles), averaged over the snapshots.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.closure_case`) and writes to the run folder: ``closure.pt`` (the epoch
@@ -85,7 +85,12 @@ def unroll(solver: ChannelSolver, state: ChannelState, steps: int, dt: float, re
 
 
 def a_posteriori_loss(
-    solver: ChannelSolver, sample: ClosureSample, dt: float, statistics_weight: float = 0.0, recompute: bool = True
+    solver: ChannelSolver,
+    sample: ClosureSample,
+    dt: float,
+    statistics_weight: float = 0.0,
+    recompute: bool = True,
+    field_weight: float = 1.0,
 ) -> torch.Tensor:
     """The loss of the module docstring for one sample (a 0-d tensor with a graph to the closure)."""
     state, losses = sample.initial, []
@@ -93,7 +98,9 @@ def a_posteriori_loss(
         state = unroll(solver, state, sample.steps, dt, recompute)
         predicted = torch.stack(solver.ops.to_centres(state.u, state.v, state.w))[None]
         truth = target.to(predicted)[None]
-        loss = field_error(predicted, truth)
+        loss = predicted.new_zeros(1)
+        if field_weight:
+            loss = loss + field_weight * field_error(predicted, truth)
         if statistics_weight:
             loss = loss + statistics_weight * statistics_error(predicted, truth)
         losses.append(loss[0])
@@ -108,6 +115,7 @@ def train_closure_step(
     statistics_weight: float = 0.0,
     recompute: bool = True,
     max_grad_norm: float = 1.0,
+    field_weight: float = 1.0,
 ) -> float:
     """One optimiser step on the mean loss of ``samples``; returns that loss (before the step).
 
@@ -117,7 +125,9 @@ def train_closure_step(
     as they were and returns NaN.
     """
     optimizer.zero_grad(set_to_none=True)
-    loss = torch.stack([a_posteriori_loss(solver, sample, dt, statistics_weight, recompute) for sample in samples]).mean()
+    loss = torch.stack(
+        [a_posteriori_loss(solver, sample, dt, statistics_weight, recompute, field_weight) for sample in samples]
+    ).mean()
     if not torch.isfinite(loss):
         return float("nan")
     loss.backward()
@@ -168,9 +178,10 @@ def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, dtype: torch.dtype
     }
 
 
-def _mean_loss(solver: ChannelSolver, samples: list[ClosureSample], dt: float, statistics_weight: float) -> float:
+def _mean_loss(solver: ChannelSolver, samples: list[ClosureSample], dt: float, case: ClosureCase) -> float:
+    weights = {"statistics_weight": case.training.statistics_weight, "field_weight": case.training.field_weight}
     with torch.no_grad():
-        return float(torch.stack([a_posteriori_loss(solver, s, dt, statistics_weight, recompute=False) for s in samples]).mean())
+        return float(torch.stack([a_posteriori_loss(solver, s, dt, recompute=False, **weights) for s in samples]).mean())
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -253,9 +264,9 @@ def train_closure(
             stale.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(case), sort_keys=False))
-    no_model = _mean_loss(solvers["none"], test, dt, settings.statistics_weight)
+    no_model = _mean_loss(solvers["none"], test, dt, case)
     if not rows:
-        rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, settings.statistics_weight),
+        rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, case),
                  "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
     _write_metrics(paths["metrics.csv"], rows)
     echo(
@@ -272,11 +283,12 @@ def train_closure(
             for k in range(0, len(order), settings.batch_size):
                 batch = [train_set[i] for i in order[k : k + settings.batch_size]]
                 losses.append(train_closure_step(
-                    solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute, settings.max_grad_norm
+                    solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute,
+                    settings.max_grad_norm, settings.field_weight,
                 ))
                 bar.update(len(batch))
             epoch += 1
-            test_loss = _mean_loss(solvers["closure"], test, dt, settings.statistics_weight)
+            test_loss = _mean_loss(solvers["closure"], test, dt, case)
             if test_loss < best:
                 best = test_loss
                 closure.save(paths["closure.pt"])

@@ -170,6 +170,8 @@ def test_surrogate_closure_trains_resumes_and_writes_a_loadable_closure(tmp_path
     )
     assert main(["closure", str(case), "training.steps_per_snapshot=1", "--quiet"]) == 2
     assert "past the solver's stability limit" in capsys.readouterr().err
+    assert main(["closure", str(case), "training.field_weight=0", "training.statistics_weight=0", "--quiet"]) == 2
+    assert "not both 0" in capsys.readouterr().err
     assert main(["closure", str(case), "--quiet"]) == 0
     folder = tmp_path / "tiny_closure"
     assert main(["closure", str(case), "--quiet"]) == 2
