@@ -3,9 +3,10 @@
 The surrogate: ``--steps`` predictions of a shipped model (``surrogate pretrained``) from the first
 window of the committed Re_tau = 180 test trajectory, on its 16 x 33 x 12 grid, once streaming every
 state to a netCDF file (as ``surrogate rollout`` does) and once without output. The LES: the WALE
-case of the study (``cases/les_re180_wale.yaml``: 32 x 33 x 16 over 4 pi x 2 x 4 pi / 3, CFL 1,
-C_w = 0.325, compiled as the case says), advanced ``--les-time`` h/u_tau from its turbulent trip
-after a warm-up of the same length (which also compiles it). Aim of the rollout issue: the rollout at
+case ``cases/les_re180_wale.yaml`` (CFL 1, C_w = 0.325, compiled as the case says) on the model's
+own grid and box (the baseline: the same cells and domain) and on the study's 32 x 33 x 16 over
+4 pi x 2 x 4 pi / 3, each advanced ``--les-time`` h/u_tau from its turbulent trip after a warm-up
+of the same length (which also compiles it). Aim of the rollout issue: the rollout at
 least 3x cheaper per h/u_tau.
 
     python benchmarks/bench_rollout.py
@@ -59,9 +60,10 @@ def surrogate_seconds(name: str, steps: int, device: torch.device, write: bool) 
     return time.perf_counter() - start, simulated
 
 
-def les_seconds(duration: float, device: torch.device) -> tuple[float, float, int]:
-    """(wall seconds, h/u_tau covered, steps) of the WALE LES case after an equal warm-up."""
-    case = load_case(LES_CASE, [f"solver.device={device.type}"])
+def les_seconds(duration: float, device: torch.device, grid: list[str] = ()) -> tuple[float, float, int]:
+    """(wall seconds, h/u_tau covered, steps) of the WALE LES case (its grid overridden by ``grid``)
+    after an equal warm-up."""
+    case = load_case(LES_CASE, [f"solver.device={device.type}", *grid])
     solver = build_solver(case)
     state = solver.run(solver.initial_condition("turbulent", seed=0, amplitude=case.initial.amplitude), t_end=duration)
     synchronize(device)
@@ -81,14 +83,20 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    les, les_time, les_steps = les_seconds(args.les_time, device)
-    rows = [("WALE LES, 32 x 33 x 16 (compiled)", les, les_time, f"{les_steps} steps")]
+    _, checkpoint = load_pretrained(args.model)
+    grid = checkpoint["grid"]
+    own = [f"grid.{key}={getattr(grid, key)}" for key in ("nx", "ny", "nz", "lx", "lz", "stretching")]
+    rows = []
+    for label, overrides in ((f"WALE LES on the model's grid, {grid.nx} x {grid.ny} x {grid.nz} (compiled)", own),
+                             ("WALE LES of the study case, 32 x 33 x 16 over 4 pi x 2 x 4 pi/3 (compiled)", [])):
+        les, les_time, les_steps = les_seconds(args.les_time, device, overrides)
+        rows.append((label, les, les_time, f"{les_steps} steps"))
     for write in (True, False):
         seconds, simulated = surrogate_seconds(args.model, args.steps, device, write)
         label = f"{args.model}, 16 x 33 x 12, {'every state written' if write else 'no output'}"
         rows.append((label, seconds, simulated, f"{args.steps} steps"))
-    baseline = les / les_time
-    print(f"| run | steps | s per h/u_tau | LES / run |\n| --- | ---: | ---: | ---: |")
+    baseline = rows[0][1] / rows[0][2]  # the LES on the model's own grid and box
+    print(f"| run | steps | s per h/u_tau | LES on the model's grid / run |\n| --- | ---: | ---: | ---: |")
     for label, seconds, simulated, steps in rows:
         per = seconds / simulated
         print(f"| {label} | {steps} | {per:.4f} | {baseline / per:.1f}x |")

@@ -30,6 +30,10 @@ with tempfile.TemporaryDirectory() as out:
     for card in cards:
         result = surrogate.rollout_pretrained(card.name, steps=2, path=Path(out) / f"{card.name}.nc", progress=False)
         assert result.completed and result.steps == 2, card.name
+from surrogate.solver.neural_sgs import NeuralEddyViscosity, shipped_closures
+assert shipped_closures()
+for name in shipped_closures():
+    NeuralEddyViscosity(weights=name)
 print(default_reference_dir())
 """
 
