@@ -141,15 +141,10 @@ def train_closure_step(
 # a training run on a dataset
 # ---------------------------------------------------------------------------------------------
 class _Samples:
-    """The windows of one dataset split as closure samples for a solver on the dataset's grid."""
+    """The windows of one dataset split as closure samples for ``solver``."""
 
-    def __init__(self, case: ClosureCase, split: str, solver: ChannelSolver) -> None:
-        from .data import WindowDataset
-
-        self.windows = WindowDataset(
-            case.dataset, split, n_history=1, n_target=case.training.snapshots, normalization=None, dtype=solver.dtype
-        )
-        self.solver, self.steps = solver, case.training.steps_per_snapshot
+    def __init__(self, windows, solver: ChannelSolver, steps: int) -> None:
+        self.windows, self.solver, self.steps = windows, solver, steps
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -160,19 +155,15 @@ class _Samples:
         return ClosureSample(self.solver.state_from_centres(history[0], start), target, self.steps)
 
 
-def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, dtype: torch.dtype) -> dict[str, ChannelSolver]:
-    """The LES with the closure and the no-model LES on the dataset's grid, at the training data's flow rate."""
-    from .data import WindowDataset, read_manifest
-    from .grid import ChannelGrid
-
-    info = read_manifest(case.dataset)
-    grid = ChannelGrid(**info["grid"])
-    first = WindowDataset(case.dataset, "train", n_history=1, normalization=None, dtype=torch.float64)[0][0][0, 0]
-    bulk = float((first.mean(dim=(0, 2)) * torch.as_tensor(grid.dy)).sum() / 2.0)
+def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, train) -> dict[str, ChannelSolver]:
+    """The LES with the closure and the no-model LES on the grid of the windows ``train``, at the
+    flow rate of its first state."""
+    first = train[0][0][0, 0].double()
+    bulk = float((first.mean(dim=(0, 2)) * torch.as_tensor(train.grid.dy)).sum() / 2.0)
     return {
         label: ChannelSolver(
-            grid, float(info["re_tau"]), "constant_flow_rate", bulk_velocity=bulk, sgs=sgs,
-            device=case.training.device, dtype=dtype,
+            train.grid, train.re_tau, "constant_flow_rate", bulk_velocity=bulk, sgs=sgs,
+            device=case.training.device, dtype=train.dtype,
         )
         for label, sgs in (("closure", closure), ("none", None))
     }
@@ -225,8 +216,14 @@ def train_closure(
     closure.network.to(device=settings.device, dtype=dtype)
     optimizer = torch.optim.Adam(closure.network.parameters(), lr=settings.lr)
 
-    solvers = _solvers(case, closure, dtype)
-    train_set, test_set = (_Samples(case, split, solvers["closure"]) for split in ("train", "test"))
+    from .data import WindowDataset
+
+    windows = {
+        split: WindowDataset(case.dataset, split, n_history=1, n_target=settings.snapshots, normalization=None, dtype=dtype)
+        for split in ("train", "test")
+    }
+    solvers = _solvers(case, closure, windows["train"])
+    train_set, test_set = (_Samples(windows[split], solvers["closure"], settings.steps_per_snapshot) for split in ("train", "test"))
     n_test = min(settings.test_samples, len(test_set))
     test = [test_set[int(i)] for i in torch.linspace(0, len(test_set) - 1, n_test).round().long()]
     dt = train_set.windows.dt / settings.steps_per_snapshot

@@ -49,6 +49,7 @@ __all__ = [
     "dump_config",
     "config_hash",
     "resolve_path",
+    "resolve_sgs_weights",
     "GridConfig",
     "PhysicsConfig",
     "InitialConfig",
@@ -832,7 +833,12 @@ def load_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable
         The validated case.
     """
     case = load_config(CaseConfig, path, overrides)
-    if case.sgs is not None and isinstance(case.sgs.parameters.get("weights"), str):
-        base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
-        case.sgs.parameters["weights"] = str(resolve_path(case.sgs.parameters["weights"], base))
+    if case.sgs is not None:
+        resolve_sgs_weights(case.sgs.parameters, Path(path).parent if isinstance(path, (str, PathLike)) else Path("."))
     return case
+
+
+def resolve_sgs_weights(parameters: dict[str, Any], base: Path) -> None:
+    """Resolve a subgrid model's ``weights`` file (a learned closure) against the case file's folder ``base``."""
+    if isinstance(parameters.get("weights"), str):
+        parameters["weights"] = str(resolve_path(parameters["weights"], base))

@@ -37,7 +37,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .config import _check_placeholders, _require, load_config, resolve_path
+from .config import _check_placeholders, _require, load_config, resolve_path, resolve_sgs_weights
 from .train_case import DataConfig, ModelConfig, RolloutConfig, TrainingConfig
 
 __all__ = [
@@ -177,6 +177,5 @@ def load_study_case(path: str | PathLike[str] | Mapping[str, Any], overrides: It
         if section is not None and getattr(section, key) is not None:
             setattr(section, key, str(resolve_path(getattr(section, key), base)))
     for parameters in (case.les.parameters.values() if case.les is not None else ()):
-        if isinstance(parameters.get("weights"), str):
-            parameters["weights"] = str(resolve_path(parameters["weights"], base))
+        resolve_sgs_weights(parameters, base)
     return case
