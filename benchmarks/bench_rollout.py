@@ -1,8 +1,9 @@
 """Cost per h/u_tau of a shipped surrogate's rollout against the WALE LES, timed in the same run.
 
 The surrogate: ``--steps`` predictions of a shipped model (``surrogate pretrained``) from the first
-window of the committed Re_tau = 180 test trajectory, on its 16 x 33 x 12 grid, once streaming every
-state to a netCDF file (as ``surrogate rollout`` does) and once without output. The LES: the WALE
+window of the committed Re_tau = 180 test trajectory, on its 16 x 33 x 12 grid, eager and through
+``torch.compile`` (``rollout.compile``), streaming every state, every 5th (one per h/u_tau) or none
+to a netCDF file as ``surrogate rollout`` does; the warm-up (which compiles) is timed apart. The LES: the WALE
 case ``cases/les_re180_wale.yaml`` (CFL 1, C_w = 0.325, compiled as the case says) on the model's
 own grid and box (the baseline: the same cells and domain) and on the study's 32 x 33 x 16 over
 4 pi x 2 x 4 pi / 3, each advanced ``--les-time`` h/u_tau from its turbulent trip after a warm-up
@@ -24,8 +25,8 @@ import torch
 
 from surrogate.config import load_case
 from surrogate.fields import open_fields
-from surrogate.pretrained import load_pretrained, rollout_pretrained
-from surrogate.rollout import Predictions
+from surrogate.pretrained import load_pretrained
+from surrogate.rollout import Predictions, rollout
 from surrogate.solver.simulation import build_solver
 from timing import synchronize
 
@@ -34,30 +35,33 @@ TRAJECTORY = ROOT / "validation" / "data" / "dataset_re180" / "trajectory_001.nc
 LES_CASE = ROOT / "cases" / "les_re180_wale.yaml"
 
 
-def surrogate_seconds(name: str, steps: int, device: torch.device, write: bool) -> tuple[float, float]:
-    """(wall seconds, h/u_tau covered) of ``steps`` predictions, with or without the output file."""
+def surrogate_seconds(name: str, steps: int, device: torch.device, compile: bool, output_every: int | None) -> tuple[float, float, float]:
+    """(wall seconds, h/u_tau covered, seconds of the warm-up) of ``steps`` predictions, writing
+    every ``output_every``-th state to a netCDF file as ``surrogate rollout`` does (``None``: no output).
+
+    The warm-up (two predictions, which compile the model with ``compile``) is timed apart.
+    """
     initial = open_fields(TRAJECTORY).isel(time=slice(0, 1)).load()
     model, checkpoint = load_pretrained(name, map_location=device)
-    simulated = steps * checkpoint["dt"]
-    if write:
-        with tempfile.TemporaryDirectory() as folder:
-            start = time.perf_counter()
-            rollout_pretrained(name, initial, steps, Path(folder) / "rollout.nc", device=device, progress=False)
-            synchronize(device)
-            return time.perf_counter() - start, simulated
-    window = torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values)
-    predictions = Predictions(
-        model, window.float(), normalization=checkpoint["normalization"], grid=checkpoint["grid"],
-        dt=checkpoint["dt"], re_tau=checkpoint["re_tau"], device=device,
-    )
-    for _ in predictions.run(2):  # warm-up
-        pass
-    synchronize(device)
+    window = torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values).float()
+    options = dict(normalization=checkpoint["normalization"], grid=checkpoint["grid"], dt=checkpoint["dt"], re_tau=checkpoint["re_tau"])
+    predictions = Predictions(model, window, device=device, compile=compile, **options)
     start = time.perf_counter()
-    for _ in predictions.run(steps):
+    for _ in predictions.run(2):
         pass
     synchronize(device)
-    return time.perf_counter() - start, simulated
+    warm_up = time.perf_counter() - start
+    simulated = steps * checkpoint["dt"]
+    start = time.perf_counter()
+    if output_every is None:
+        for _ in predictions.run(steps):
+            pass
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            rollout(model, window, steps, Path(folder) / "rollout.nc", device=device, compile=compile,
+                    output_every=output_every, progress=False, **options)
+    synchronize(device)
+    return time.perf_counter() - start, simulated, warm_up
 
 
 def les_seconds(duration: float, device: torch.device, grid: list[str] = ()) -> tuple[float, float, int]:
@@ -91,10 +95,12 @@ def main() -> None:
                              ("WALE LES of the study case, 32 x 33 x 16 over 4 pi x 2 x 4 pi/3 (compiled)", [])):
         les, les_time, les_steps = les_seconds(args.les_time, device, overrides)
         rows.append((label, les, les_time, f"{les_steps} steps"))
-    for write in (True, False):
-        seconds, simulated = surrogate_seconds(args.model, args.steps, device, write)
-        label = f"{args.model}, 16 x 33 x 12, {'every state written' if write else 'no output'}"
-        rows.append((label, seconds, simulated, f"{args.steps} steps"))
+    variants = [(False, 1), (False, None), (True, 1), (True, 5), (True, None)]
+    for compile, output_every in variants:
+        seconds, simulated, warm_up = surrogate_seconds(args.model, args.steps, device, compile, output_every)
+        output = {1: "every state written", None: "no output"}.get(output_every, f"every {output_every}th state written")
+        mode = f"compiled (warm-up {warm_up:.1f} s)" if compile else "eager"
+        rows.append((f"{args.model}, 16 x 33 x 12, {mode}, {output}", seconds, simulated, f"{args.steps} steps"))
     baseline = rows[0][1] / rows[0][2]  # the LES on the model's own grid and box
     print(f"| run | steps | s per h/u_tau | LES on the model's grid / run |\n| --- | ---: | ---: | ---: |")
     for label, seconds, simulated, steps in rows:

@@ -97,6 +97,8 @@ def _add_pretrained_parser(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--t-start", type=float, metavar="T", help="time (h/u_tau) of the start snapshot (default: the last)")
     sub.add_argument("--steps", type=int, default=1000, metavar="N", help="number of predictions (default 1000)")
     sub.add_argument("--out", type=Path, metavar="FILE", help="rollout field file to write")
+    sub.add_argument("--every", type=int, default=1, metavar="K", help="write every K-th prediction (default 1: all)")
+    sub.add_argument("--compile", action="store_true", help="run the model through torch.compile (faster after a one-off cost)")
     sub.add_argument("--overwrite", action="store_true", help="replace an earlier file at --out")
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -197,9 +199,12 @@ def _pretrained(args: argparse.Namespace) -> int:
         raise ConfigError(f"rolling out {args.name} needs --out FILE, the rollout file to write")
     if args.steps < 1:
         raise ConfigError(f"--steps must be a positive number of predictions, got {args.steps}")
+    if args.every < 1:
+        raise ConfigError(f"--every must be a positive number of predictions between written states, got {args.every}")
     try:
         result = rollout_pretrained(
-            args.name, args.initial, args.steps, args.out, t_start=args.t_start, overwrite=args.overwrite, progress=not args.quiet
+            args.name, args.initial, args.steps, args.out, t_start=args.t_start, output_every=args.every,
+            compile=args.compile, overwrite=args.overwrite, progress=not args.quiet,
         )
     except ValueError as exc:  # an unknown name, a start time outside the file
         raise ConfigError(str(exc)) from None

@@ -172,6 +172,8 @@ def rollout_pretrained(
     t_start: float | None = None,
     constraints: ConstraintSettings = ConstraintSettings(),
     device: Any = "cpu",
+    output_every: int = 1,
+    compile: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> RolloutResult:
@@ -186,8 +188,9 @@ def rollout_pretrained(
     t_start
         Time (h/u_tau) of the last snapshot of the start window; default the last one (for the
         shipped window: its first time).
-    path
-        Output field file, written as in :func:`surrogate.rollout.rollout`.
+    path, output_every, compile
+        Output field file, how often to write and whether to compile, as in
+        :func:`surrogate.rollout.rollout`.
     """
     card = _read_card(_card_path(name))
     model, checkpoint = load_pretrained(name, map_location=device)
@@ -201,6 +204,7 @@ def rollout_pretrained(
     window, t0, source = _initial_window(initial, grid, checkpoint["n_history"], t_start)
     return rollout(
         model, window, steps, path, normalization=checkpoint["normalization"], grid=grid, dt=checkpoint["dt"],
-        re_tau=checkpoint["re_tau"], t0=t0, constraints=constraints, device=device, overwrite=overwrite, progress=progress,
+        re_tau=checkpoint["re_tau"], t0=t0, constraints=constraints, device=device, output_every=output_every,
+        compile=compile, overwrite=overwrite, progress=progress,
         attrs={"pretrained": name, "model": model.registry_name, "initial_file": source},
     )

@@ -1,10 +1,12 @@
 r"""Autoregressive rollout of a surrogate: ``surrogate rollout CASE``.
 
 From a window of ``n_history`` true states, the model predicts the next state, which joins the
-window, and so on for ``steps`` steps. Every state is written to a field file as soon as it is
-made (so a rollout of 10,000 steps never holds more than its window in memory), in physical units
-(u_tau) with time ``t_0 + k dt`` (``dt`` the dataset's snapshot spacing, h/u_tau) and the model,
-checkpoint and case in the attributes.
+window, and so on for ``steps`` steps. Every state (or every ``output_every``-th) is written to a
+field file as soon as it is made (so a rollout of 10,000 steps never holds more than its window in
+memory), in physical units (u_tau) with time ``t_0 + k dt`` (``dt`` the dataset's snapshot
+spacing, h/u_tau) and the model, checkpoint and case in the attributes. With ``compile`` the model
+runs through :func:`torch.compile`: a one-off cost of seconds to a minute, then predictions about
+twice as fast on a CPU (``benchmarks/README.md``), equal to the eager ones to float32 round-off.
 
 Optional constraints (:mod:`surrogate.constraints`): exact properties of the channel imposed on
 every prediction — the mean profile advanced by the mean-momentum equation with the predicted
@@ -68,7 +70,7 @@ class Predictions:
     Parameters are those of :func:`rollout`. :meth:`run` yields the constrained states in
     physical units ``(3, nx, ny, nz)``; it ends early when a prediction is not finite or its
     fluctuation energy exceeds ``energy_bound`` times the initial state's, and ``status`` then
-    says why (``"completed"`` otherwise).
+    says why (``"completed"`` otherwise). ``compile``: run the model through :func:`torch.compile`.
     """
 
     def __init__(
@@ -83,9 +85,12 @@ class Predictions:
         constraints: ConstraintSettings = ConstraintSettings(),
         energy_bound: float = 10.0,
         device: Any = "cpu",
+        compile: bool = False,
     ) -> None:
         device = torch.device(device)
         self.model, self.normalization, self.energy_bound = model.to(device).eval(), normalization, energy_bound
+        self.compiled = compile
+        self.forward = torch.compile(self.model, dynamic=False) if compile else self.model
         self.coords = {name: torch.as_tensor(getattr(grid, name), dtype=torch.float32, device=device) for name in ("x", "y", "z")}
         self.dy = torch.as_tensor(grid.dy, device=device)
         self.window = normalization.normalize(initial.to(device, torch.float32))[None]  # (1, n_history, 3, nx, ny, nz)
@@ -94,11 +99,26 @@ class Predictions:
         self.energy0 = fluctuation_energy(self.state, self.dy)
         self.status = "completed"
 
-    @torch.no_grad()
+    def _predict(self) -> torch.Tensor:
+        """The model's next normalised state; a failure of :func:`torch.compile` is named as such."""
+        if not self.compiled:
+            return self.forward(self.window, self.coords)
+        try:
+            return self.forward(self.window, self.coords)
+        except Exception as exc:  # inductor raises many kinds (no C++ compiler, an unsupported op)
+            if not type(exc).__module__.startswith("torch._"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"torch.compile of {self.model.registry_name} failed ({type(exc).__name__}: {first}); "
+                "roll out without compile (rollout.compile=false, or without --compile)"
+            ) from None
+
+    @torch.inference_mode()
     def run(self, steps: int) -> Iterator[torch.Tensor]:
         """Yield up to ``steps`` predicted states, ``(3, nx, ny, nz)`` in u_tau."""
         for k in range(1, steps + 1):
-            prediction = self.normalization.denormalize(self.model(self.window, self.coords).float())[0]
+            prediction = self.normalization.denormalize(self._predict().float())[0]
             state = self.constraints(prediction, self.state)
             if not torch.isfinite(state).all():
                 self.status = f"stopped at step {k}: the prediction has non-finite values"
@@ -115,9 +135,9 @@ class Predictions:
             yield state
 
 
-def _check_output_size(path: str | PathLike[str], steps: int, grid: ChannelGrid, max_output_gb: float) -> None:
+def _check_output_size(path: str | PathLike[str], steps: int, output_every: int, grid: ChannelGrid, max_output_gb: float) -> None:
     """Refuse a rollout file larger than ``max_output_gb`` or the free disk space (float32 u, v, w)."""
-    size = (steps + 1) * 3 * 4 * grid.nx * grid.ny * grid.nz
+    size = (steps // output_every + 1) * 3 * 4 * grid.nx * grid.ny * grid.nz
     folder = Path(path).resolve().parent
     while not folder.exists():
         folder = folder.parent
@@ -126,7 +146,8 @@ def _check_output_size(path: str | PathLike[str], steps: int, grid: ChannelGrid,
         raise ConfigError(
             f"a rollout of {steps} steps on {grid.nx} x {grid.ny} x {grid.nz} cells writes about {size / 1e9:.3g} GB "
             f"to {path} ({free / 1e9:.3g} GB free there; the bound is rollout.max_output_gb = {max_output_gb:g}); "
-            "roll out fewer steps, or raise rollout.max_output_gb where the disk has room"
+            "roll out fewer steps, write fewer of them (rollout.output_every), or raise rollout.max_output_gb "
+            "where the disk has room"
         )
 
 
@@ -148,6 +169,8 @@ def rollout(
     overwrite: bool = False,
     progress: bool = True,
     max_output_gb: float = 2.0,
+    output_every: int = 1,
+    compile: bool = False,
 ) -> RolloutResult:
     """Roll ``model`` out for ``steps`` steps from ``initial`` and stream the states to ``path``.
 
@@ -175,6 +198,10 @@ def rollout(
     max_output_gb
         Refuse (before writing anything) a rollout whose file would exceed this many GB, or the
         free space of its folder.
+    output_every
+        Write the initial state and every ``output_every``-th prediction (1: all).
+    compile
+        Run the model through :func:`torch.compile` (see :class:`Predictions`).
 
     Returns
     -------
@@ -183,22 +210,26 @@ def rollout(
     """
     predictions = Predictions(
         model, initial, normalization=normalization, grid=grid, dt=dt, re_tau=re_tau,
-        constraints=constraints, energy_bound=energy_bound, device=device,
+        constraints=constraints, energy_bound=energy_bound, device=device, compile=compile,
     )
+    if output_every < 1:
+        raise ConfigError(f"rollout.output_every must be >= 1, got {output_every}")
     meta = {
         "source": f"surrogate rollout of {model.registry_name}",
         "rollout_dt": dt,
         "rollout_projected": int(constraints.project),
         "rollout_constraints": predictions.constraints.describe(),
+        "rollout_output_every": output_every,
     }
     meta.update(attrs or {})
-    _check_output_size(path, steps, grid, max_output_gb)
+    _check_output_size(path, steps, output_every, grid, max_output_gb)
     writer = FieldWriter(path, grid, re_tau=re_tau, dtype="float32", attrs=meta, overwrite=overwrite)
     writer.append(t0, *predictions.state)
     done = 0
     try:
         for k, state in enumerate(tqdm(predictions.run(steps), total=steps, disable=not progress, unit="step", desc="rollout"), 1):
-            writer.append(t0 + k * dt, *state)
+            if k % output_every == 0:
+                writer.append(t0 + k * dt, *state)
             done = k
     except BaseException:
         writer.close_partial()
@@ -251,6 +282,8 @@ def rollout_case(
         constraints=settings.constraints(),
         energy_bound=settings.energy_bound,
         max_output_gb=settings.max_output_gb,
+        output_every=settings.output_every,
+        compile=settings.compile,
         attrs={
             "case": case.name,
             "model": model.registry_name,

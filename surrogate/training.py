@@ -203,7 +203,9 @@ class _Run:
         """Summed per-sample loss over the local batch (unrolled over the target window).
 
         The first ``training.pushforward`` steps of the unroll are made without gradient and
-        not counted; the loss is the mean over the remaining steps.
+        not counted; the loss is the mean over the remaining steps, of which the first
+        ``training.field_steps`` (all when unset) count the field error and the later ones the
+        statistics error alone.
         """
         training = self.case.training
         window, total = history, 0.0
@@ -216,13 +218,17 @@ class _Run:
                 pred = self.model(window, self.coords)
             pred = pred.float()
             if counted:
-                total = total + self._step_loss(self.norm.denormalize(pred), self.norm.denormalize(target[:, k])).sum()
+                field = training.field_steps is None or k - training.pushforward < training.field_steps
+                total = total + self._step_loss(self.norm.denormalize(pred), self.norm.denormalize(target[:, k]), field).sum()
             window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
         return total / (n_target - training.pushforward)
 
-    def _step_loss(self, pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss of one predicted state in physical units, ``(batch,)``."""
+    def _step_loss(self, pred: torch.Tensor, true: torch.Tensor, field: bool = True) -> torch.Tensor:
+        """Per-sample loss of one predicted state in physical units, ``(batch,)``; without
+        ``field`` the statistics error alone (with its weight)."""
         training = self.case.training
+        if not field:
+            return training.statistics_weight * statistics_error(pred, true, training.statistics_terms)
         loss = self.loss_fn(pred, true)
         if training.statistics_weight:
             loss = loss + training.statistics_weight * statistics_error(pred, true, training.statistics_terms)

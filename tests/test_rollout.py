@@ -59,6 +59,31 @@ def test_rollout_streams_every_state(advected, tmp_path):
     assert ds.attrs["rollout_status"] == "completed" and ds.attrs["rollout_steps"] == 6
 
 
+def test_rollout_writes_every_kth_state(advected, tmp_path):
+    result = _roll(advected, tmp_path, ScaledPersistence(gain=0.9), steps=7, output_every=3)
+    ds = open_fields(result.path)
+    assert result.steps == 7 and ds.attrs["rollout_steps"] == 7 and ds.attrs["rollout_output_every"] == 3
+    np.testing.assert_allclose(ds.time.values, 1.0 + 0.1 * np.array([0, 3, 6]), atol=1e-12)
+    every = open_fields(_roll(advected, tmp_path / "all", ScaledPersistence(gain=0.9), steps=7).path)
+    np.testing.assert_array_equal(ds.u.values, every.u.values[[0, 3, 6]])
+    with pytest.raises(ConfigError, match="output_every must be >= 1, got 0"):
+        _roll(advected, tmp_path / "zero", ScaledPersistence(), steps=2, output_every=0)
+
+
+def test_compiled_rollout_matches_the_eager_one(advected, tmp_path):
+    """torch.compile of a real model: the same states as eager to float32 round-off."""
+    from surrogate.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("ifactformer_m", dim=12, heads=2, dim_head=4, kernel_multiplier=2, n_layer=2)
+    eager = open_fields(_roll(advected, tmp_path / "eager", model, steps=4).path)
+    compiled = open_fields(_roll(advected, tmp_path / "compiled", model, steps=4, compile=True).path)
+    scale = float(np.abs(eager.u.values).max())
+    for name in "uvw":
+        np.testing.assert_allclose(compiled[name].values, eager[name].values, rtol=0, atol=1e-5 * scale)
+    assert float(np.abs(eager.u.values[4] - eager.u.values[0]).max()) > 1e-3 * scale  # the model changes the state
+
+
 def test_rollout_stops_when_energy_grows_past_the_bound(advected, tmp_path):
     result = _roll(advected, tmp_path, ScaledPersistence(gain=2.0), steps=50, energy_bound=10.0)
     assert not result.completed and "exceeds 10.0 x the initial" in result.status

@@ -208,6 +208,35 @@ def test_pushforward_steps_carry_no_gradient(advected, tmp_path):
         torch.testing.assert_close(a, p.grad)
 
 
+def test_field_steps_leave_the_later_unrolled_steps_the_statistics_error_alone(advected, tmp_path):
+    """field_steps = 1 with n_target = 3: field + statistics on step 1, statistics only on steps 2 and 3,
+    all with gradient through the unroll."""
+    from surrogate.losses import field_error, statistics_error
+    from surrogate.training import _Run
+
+    case = _case(advected, tmp_path, data={"n_target": 3}, loss="field", statistics_weight=0.5, field_steps=1)
+    run = _Run(case, progress=False, echo=lambda _: None)
+    history, target = run._stack([0, 1], run.train_set)
+    expected, window = 0.0, history
+    for k in range(3):
+        pred = run.model(window, run.coords)
+        p, t = run.norm.denormalize(pred), run.norm.denormalize(target[:, k])
+        step = 0.5 * statistics_error(p, t)
+        expected = expected + (step + field_error(p, t) if k == 0 else step).sum()
+        window = pred[:, None]
+    torch.testing.assert_close(run._loss(history, target), expected / 3)
+    full = _Run(_case(advected, tmp_path, data={"n_target": 3}, loss="field", statistics_weight=0.5), progress=False,
+                echo=lambda _: None)
+    full.module.load_state_dict(run.module.state_dict())
+    assert float(full._loss(history, target)) > float(expected / 3)  # the field error of steps 2 and 3 is left out
+    from surrogate.config import ConfigError
+
+    with pytest.raises(ConfigError, match="field_steps .* set statistics_weight > 0"):
+        _case(advected, tmp_path, field_steps=1)
+    with pytest.raises(ConfigError, match="field_steps must be >= 1 or null, got 0"):
+        _case(advected, tmp_path, field_steps=0, statistics_weight=1.0)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
 def test_a_damaged_checkpoint_gets_one_clear_message(advected, tmp_path, damage, capsys):
     folder = train(_case(advected, tmp_path, epochs=1), progress=False, echo=lambda _: None)
