@@ -102,7 +102,7 @@ def main() -> None:
         mode = f"compiled (warm-up {warm_up:.1f} s)" if compile else "eager"
         rows.append((f"{args.model}, 16 x 33 x 12, {mode}, {output}", seconds, simulated, f"{args.steps} steps"))
     baseline = rows[0][1] / rows[0][2]  # the LES on the model's own grid and box
-    print(f"| run | steps | s per h/u_tau | LES on the model's grid / run |\n| --- | ---: | ---: | ---: |")
+    print("| run | steps | s per h/u_tau | LES on the model's grid / run |\n| --- | ---: | ---: | ---: |")
     for label, seconds, simulated, steps in rows:
         per = seconds / simulated
         print(f"| {label} | {steps} | {per:.4f} | {baseline / per:.1f}x |")
