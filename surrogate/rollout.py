@@ -101,12 +101,10 @@ class Predictions:
 
     def _predict(self) -> torch.Tensor:
         """The model's next normalised state; a failure of :func:`torch.compile` is named as such."""
-        if not self.compiled:
-            return self.forward(self.window, self.coords)
         try:
             return self.forward(self.window, self.coords)
         except Exception as exc:  # inductor raises many kinds (no C++ compiler, an unsupported op)
-            if not type(exc).__module__.startswith("torch._"):
+            if not self.compiled or not type(exc).__module__.startswith("torch._"):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeError(
