@@ -311,7 +311,7 @@ class _Run:
         self.module.train()
         if len(states) < training.selection_steps:
             return math.inf
-        return _statistics_distance(torch.stack(states), self.reference_stats)
+        return _statistics_distance(torch.stack(states).cpu(), self.reference_stats)
 
     # -------------------------------------------------------------- checkpoints
     def _extra(self) -> dict[str, Any]:
