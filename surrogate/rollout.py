@@ -22,6 +22,7 @@ energy exceeds ``energy_bound`` times that of the initial state.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -53,11 +54,18 @@ def fluctuation_energy(field: torch.Tensor, dy: torch.Tensor) -> float:
 
 @dataclass
 class RolloutResult:
-    """How a rollout ended: the field file, the steps made, and ``status`` (``"completed"`` or why it stopped)."""
+    """How a rollout ended: the field file, the steps made, and ``status`` (``"completed"`` or why it stopped).
+
+    ``warm_up_s``: wall seconds of the first prediction (with ``compile``, the compilation);
+    ``seconds_per_step``: the steady wall seconds per step after it, writing included (``nan``
+    for fewer than two steps).
+    """
 
     path: Path
     steps: int
     status: str
+    warm_up_s: float = float("nan")
+    seconds_per_step: float = float("nan")
 
     @property
     def completed(self) -> bool:
@@ -224,17 +232,23 @@ def rollout(
     writer = FieldWriter(path, grid, re_tau=re_tau, dtype="float32", attrs=meta, overwrite=overwrite)
     writer.append(t0, *predictions.state)
     done = 0
+    clock = [time.perf_counter()]  # start, then the end of the first step, then the end of the last
     try:
         for k, state in enumerate(tqdm(predictions.run(steps), total=steps, disable=not progress, unit="step", desc="rollout"), 1):
             if k % output_every == 0:
                 writer.append(t0 + k * dt, *state)
             done = k
+            clock[1 if k == 1 else 2:] = [time.perf_counter()]
     except BaseException:
         writer.close_partial()
         raise
+    warm_up = clock[1] - clock[0] if done else float("nan")
+    per_step = (clock[2] - clock[1]) / (done - 1) if done > 1 else float("nan")
     status = predictions.status
-    path = writer.finalize({"rollout_status": status, "rollout_steps": done})
-    return RolloutResult(path, done, status)
+    path = writer.finalize({
+        "rollout_status": status, "rollout_steps": done, "rollout_warm_up_s": warm_up, "rollout_seconds_per_step": per_step,
+    })
+    return RolloutResult(path, done, status, warm_up, per_step)
 
 
 def rollout_case(

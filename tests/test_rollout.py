@@ -63,6 +63,8 @@ def test_rollout_writes_every_kth_state(advected, tmp_path):
     result = _roll(advected, tmp_path, ScaledPersistence(gain=0.9), steps=7, output_every=3)
     ds = open_fields(result.path)
     assert result.steps == 7 and ds.attrs["rollout_steps"] == 7 and ds.attrs["rollout_output_every"] == 3
+    assert ds.attrs["rollout_seconds_per_step"] == result.seconds_per_step > 0  # steady cost, after the first step
+    assert ds.attrs["rollout_warm_up_s"] == result.warm_up_s > 0
     np.testing.assert_allclose(ds.time.values, 1.0 + 0.1 * np.array([0, 3, 6]), atol=1e-12)
     every = open_fields(_roll(advected, tmp_path / "all", ScaledPersistence(gain=0.9), steps=7).path)
     np.testing.assert_array_equal(ds.u.values, every.u.values[[0, 3, 6]])
