@@ -23,7 +23,7 @@ from .grid import ChannelGrid
 from .pretrained import load_pretrained, pretrained, pretrained_models, rollout_pretrained
 from .solver.channel import ChannelSolver, ChannelState, SolverDivergedError
 from .solver.simulation import run_case
-from .validation import validate
+from .evaluation import validate
 
 __all__ = [
     "__version__",

@@ -12,8 +12,8 @@
 Each method is a thin wrapper: it checks that the Dataset is a field Dataset
 (:func:`surrogate.fields.check_fields`, :class:`~surrogate.fields.FieldError` otherwise), keeps
 the snapshots at ``time >= t_start`` where it takes ``t_start``
-(:func:`surrogate.validation.time_window`) and returns what the wrapped function of
-:mod:`surrogate.stats`, :mod:`surrogate.validation` or :mod:`surrogate.report` returns.
+(:func:`surrogate.evaluation.time_window`) and returns what the wrapped function of
+:mod:`surrogate.stats`, :mod:`surrogate.evaluation` or :mod:`surrogate.report` returns.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from . import stats
 from .fields import check_fields
 from .grid import ChannelGrid
 from .report import profiles_figure, save_figure
-from .validation import load_reference, require_finite_profiles, run_statistics, time_window
+from .evaluation import load_reference, require_finite_profiles, run_statistics, time_window
 
 __all__ = ["ChannelAccessor"]
 
@@ -55,7 +55,7 @@ class ChannelAccessor:
         return require_finite_profiles(stats.mean_profiles(window, fold=fold).compute(), window, "the Dataset")
 
     def wall_units(self, t_start: float | None = None, u_tau: float | None = None) -> xr.Dataset:
-        """Profiles in wall units, measured ``u_tau`` by default: :func:`surrogate.validation.run_statistics`."""
+        """Profiles in wall units, measured ``u_tau`` by default: :func:`surrogate.evaluation.run_statistics`."""
         check_fields(self._ds)
         return run_statistics(self._ds, t_start=t_start, u_tau=u_tau)
 
@@ -123,7 +123,7 @@ class ChannelAccessor:
     ) -> Any:
         """Profiles against a reference, a Figure (a PNG at ``path``): :func:`surrogate.report.profiles_figure`.
 
-        ``ref`` is anything :func:`surrogate.validation.load_reference` takes (a published name
+        ``ref`` is anything :func:`surrogate.evaluation.load_reference` takes (a published name
         such as ``"mkm180"``, a run path, a Dataset); the run's profiles are
         :meth:`wall_units` (labelled ``label``, default ``attrs["case"]``); ``ax`` is one Axes
         (``U+`` only) or two (``U+`` and the rms panel), default a new Figure.

@@ -130,7 +130,7 @@ def _command_line(argv: Sequence[str] | None) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .validation import validate
+    from .evaluation import validate
 
     if args.overrides:
         print(f"surrogate validate: error: unrecognized arguments: {' '.join(args.overrides)}", file=sys.stderr)
@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .solver.simulation import RunFolderError
     from .closure_training import ClosureTrainingError
     from .training import TrainingError
-    from .validation import ValidationError
+    from .evaluation import ValidationError
 
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)

@@ -3,7 +3,7 @@ r"""Figures and written reports of comparisons with references.
 * :func:`plot_profiles_vs_reference` (one PNG) and :func:`profiles_figure` (the same as a
   matplotlib Figure, for notebooks): mean and rms profiles of runs against a reference in wall
   units;
-* :func:`write_report`: compare runs with a reference (:func:`surrogate.validation.evaluate`)
+* :func:`write_report`: compare runs with a reference (:func:`surrogate.evaluation.evaluate`)
   and write ``report.md``, ``report.html`` and the figures; :func:`write_evaluation` writes
   them for an evaluation already made (what ``surrogate validate --out`` does).
 
@@ -21,15 +21,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from .validation import (
-    SPECTRUM_Y_PLUS,
-    TABLE_METRICS,
-    Evaluation,
-    _nearest_plane,
-    _profile_arrays,
-    _y_plus,
-    evaluate,
-)
+from .evaluation import Evaluation, evaluate
+from .evaluation.metrics import SPECTRUM_Y_PLUS, TABLE_METRICS, nearest_plane, profile_array, y_plus_of
 
 __all__ = [
     "KAPPA",
@@ -130,18 +123,18 @@ def profiles_figure(
         fig = ax_mean.figure
 
     def draw(ds: xr.Dataset, colour: str, label: str, width: float) -> None:
-        y_plus = _y_plus(ds, label)
+        y_plus = y_plus_of(ds, label)
         positive = y_plus > 0
         if "U" in ds.variables:
-            ax_mean.plot(y_plus[positive], _profile_arrays(ds, "U")[positive], color=colour, lw=width, label=label)
+            ax_mean.plot(y_plus[positive], profile_array(ds, "U")[positive], color=colour, lw=width, label=label)
         if ax_rms is None:
             return
         for name, style, _ in _STRESS_LINES:
             if name in ds.variables:
-                values = _profile_arrays(ds, name)
+                values = profile_array(ds, name)
                 ax_rms.plot(y_plus, -values if name == "uv" else values, color=colour, ls=style, lw=width)
 
-    y_ref = _y_plus(reference, "reference")
+    y_ref = y_plus_of(reference, "reference")
     _draw_wall_laws(ax_mean, float(np.max(y_ref)))
     draw(reference, "black", f"reference (Re_tau = {reference.attrs.get('re_tau', '?')})", 1.8)
     for i, (label, ds) in enumerate(profiles_plus.items()):
@@ -216,12 +209,12 @@ def _profile_lines(evaluation: Evaluation) -> list[tuple[xr.Dataset, str, dict[s
 def _figure_mean_velocity(evaluation: Evaluation, path: Path) -> Path:
     fig, axes = _new_figure(1, 1, 6.0, 4.5)
     ax = axes[0, 0]
-    y_max = float(np.max(_y_plus(evaluation.reference.stats, "reference")))
+    y_max = float(np.max(y_plus_of(evaluation.reference.stats, "reference")))
     _draw_wall_laws(ax, y_max)
     for ds, label, style in _profile_lines(evaluation):
-        y_plus = _y_plus(ds, label)
+        y_plus = y_plus_of(ds, label)
         positive = y_plus > 0
-        ax.plot(y_plus[positive], _profile_arrays(ds, "U")[positive], label=label, **style)
+        ax.plot(y_plus[positive], profile_array(ds, "U")[positive], label=label, **style)
     ax.set_xscale("log")
     ax.set_xlabel(r"$y^+$")
     ax.set_ylabel(r"$U^+$")
@@ -240,9 +233,9 @@ def _figure_stresses(evaluation: Evaluation, path: Path) -> Path:
         for ds, label, style in _profile_lines(evaluation):
             if name not in ds.variables:
                 continue
-            y_plus = _y_plus(ds, label)
+            y_plus = y_plus_of(ds, label)
             positive = y_plus > 0
-            ax.plot(y_plus[positive], sign * _profile_arrays(ds, name)[positive], label=label, **style)
+            ax.plot(y_plus[positive], sign * profile_array(ds, name)[positive], label=label, **style)
         ax.set_xscale("log")
         ax.set_xlabel(r"$y^+$")
         ax.set_ylabel(text)
@@ -287,7 +280,7 @@ def _figure_spectra(evaluation: Evaluation, path: Path) -> Path | None:
         for col, k_dim in enumerate(("k_x", "k_z")):
             ax = axes[row, col]
             for ds, label, style in lines:
-                j = _nearest_plane(ds, target)
+                j = nearest_plane(ds, target)
                 k = np.asarray(ds[k_dim].values, dtype=float)
                 for component, dash in components:
                     values = np.asarray(ds[f"E_{component}_{k_dim.replace('_', '')}"].isel(y=j).values, dtype=float)
@@ -319,7 +312,7 @@ def _figure_pdfs(evaluation: Evaluation, path: Path) -> Path | None:
             ax = axes[row, col]
             ax.plot(gauss, np.exp(-0.5 * gauss**2) / np.sqrt(2 * np.pi), color="0.6", ls=":", lw=1.0, label="Gaussian")
             for ds, label, style in lines:
-                j = _nearest_plane(ds, target)
+                j = nearest_plane(ds, target)
                 values = np.asarray(ds[f"pdf_{name}"].isel(y=j).values, dtype=float)
                 keep = values > 0
                 ax.plot(np.asarray(ds["value"].values)[keep], values[keep], label=label, **style)
@@ -568,13 +561,13 @@ def write_report(
         Field Datasets: label -> Dataset, or a sequence (labels from ``attrs["label"]`` or
         ``attrs["case"]``).
     reference
-        See :func:`surrogate.validation.load_reference`.
+        See :func:`surrogate.evaluation.load_reference`.
     out_dir
         Folder for the report (created).
     t_start
         First time (h/u_tau) of the statistics of every run (and of a reference run).
     truth
-        True trajectory for :func:`surrogate.validation.rollout_errors`: one Dataset for every
+        True trajectory for :func:`surrogate.evaluation.rollout_errors`: one Dataset for every
         run, or label -> Dataset.
     command
         Command line shown at the top of the report.
@@ -582,14 +575,14 @@ def write_report(
     Returns
     -------
     xarray.Dataset
-        The table of :func:`surrogate.validation.validate`.
+        The table of :func:`surrogate.evaluation.validate`.
     """
     evaluation = evaluate(runs, reference, t_start=t_start, truth=truth, figures=True)
     return write_evaluation(evaluation, out_dir, command=command)
 
 
 def write_evaluation(evaluation: Evaluation, out_dir: str | PathLike[str], *, command: str | None = None) -> xr.Dataset:
-    """Write the report of :func:`write_report` for an :class:`~surrogate.validation.Evaluation`.
+    """Write the report of :func:`write_report` for an :class:`~surrogate.evaluation.Evaluation`.
 
     The evaluation should be made with ``figures=True`` (else the spectra, PDFs and moments
     figures are left out). Returns its table.

@@ -12,7 +12,7 @@ The stages of a study case (:mod:`surrogate.study_case`), in order:
     the first window of the rollout split (:func:`surrogate.rollout.rollout_case`).
 ``report``
     The LES (statistics over ``t >= les.stats_start``) and the rollouts (all their states) against
-    each reference (:func:`surrogate.validation.evaluate`): ``report/<reference>/report.md`` and
+    each reference (:func:`surrogate.evaluation.evaluate`): ``report/<reference>/report.md`` and
     ``.html`` with figures, and the summary ``summary.md`` / ``summary.csv`` of the first
     reference, with each method's stability and cost per h/u_tau.
 
@@ -306,12 +306,12 @@ class _Study:
         return self.folder / "summary.md"
 
     def _evaluate(self, reference: str, dataset_folder: Path, les: dict[str, Path], rollouts: dict[str, Path]) -> xr.Dataset:
-        """One report against ``reference`` (:func:`surrogate.validation.validate`); returns its table.
+        """One report against ``reference`` (:func:`surrogate.evaluation.validate`); returns its table.
 
         The LES enter as their statistics windows, the rollouts as files, so that validate finds
         each rollout's truth and compares the two.
         """
-        from .validation import open_run, time_window, validate
+        from .evaluation import open_run, time_window, validate
 
         runs: dict[str, Any] = {} if reference == "dataset" else {"filtered DNS": dataset_folder}
         for model, folder in les.items():
@@ -388,7 +388,7 @@ def write_summary(
 ) -> Path:
     """Write ``summary.md`` and ``summary.csv``: per method its stability, statistics errors and cost.
 
-    ``table`` is the validation table (:func:`surrogate.validation.evaluate`) against ``reference``;
+    ``table`` is the validation table (:func:`surrogate.evaluation.evaluate`) against ``reference``;
     ``stage_names`` the stages of this study whose wall times are listed (records of stages
     the case no longer has stay in ``study.yaml`` but are not shown).
 

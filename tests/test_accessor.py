@@ -13,7 +13,7 @@ from surrogate import stats
 from surrogate.fields import FieldError
 from surrogate.grid import ChannelGrid
 from surrogate.references import load_mkm
-from surrogate.validation import ValidationError, load_reference, run_statistics
+from surrogate.evaluation import ValidationError, load_reference, run_statistics
 
 GRID = ChannelGrid(8, 9, 6, stretching=1.5)
 RE_TAU = 180.0

@@ -108,7 +108,7 @@ def test_surrogate_validate_reads_an_own_netcdf_file(tmp_path: Path, capsys: pyt
 
 
 def test_t_start_past_the_one_snapshot_of_a_dataset_is_refused() -> None:
-    from surrogate.validation import ValidationError, time_window
+    from surrogate.evaluation import ValidationError, time_window
 
     one = own_dataset(re_tau=RE_TAU).isel(time=-1)  # a scalar time coordinate, t = 2
     assert time_window(one, 1.5) is one

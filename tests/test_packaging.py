@@ -20,7 +20,7 @@ CHECK = """
 import surrogate, sys, tempfile
 from pathlib import Path
 from surrogate.references import REFERENCE_NAMES, default_reference_dir
-from surrogate.validation import load_reference
+from surrogate.evaluation import load_reference
 assert Path(surrogate.__file__).is_relative_to(Path(sys.argv[1])), surrogate.__file__
 for name in REFERENCE_NAMES:
     assert load_reference(name)["y_plus"].size > 10, name

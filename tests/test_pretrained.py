@@ -12,7 +12,7 @@ import surrogate as sg
 from surrogate.cli import main
 from surrogate.fields import FieldError
 from surrogate.references import field_reference_path
-from surrogate.validation import load_reference
+from surrogate.evaluation import load_reference
 from surrogate.pretrained import export_pretrained, load_pretrained, pretrained_dir, pretrained_models, rollout_pretrained
 
 TEST_TRAJECTORY = Path(__file__).resolve().parents[1] / "validation" / "data" / "dataset_re180" / "trajectory_001.nc"
@@ -128,7 +128,7 @@ def test_the_card_figures_reproduce(name, tmp_path):
 
     from surrogate.study import energy_ratio
     from surrogate.training import step_change
-    from surrogate.validation import evaluate
+    from surrogate.evaluation import evaluate
 
     card = next(card for card in pretrained_models() if card.name == name)
     expected = dict(card.rollout)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from surrogate.fields import open_fields
 from surrogate.report import plot_profiles_vs_reference
-from surrogate.validation import compare_with_mkm
+from surrogate.evaluation import compare_with_mkm
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,7 +22,7 @@ What is compared
     the LES. One-point statistics of the filtered field come from :func:`surrogate.stats.mean_profiles`.
 
 Wall units
-    As ``validation/les_re180.py`` (through :func:`surrogate.validation.compare_with_mkm`) does,
+    As ``validation/les_re180.py`` (through :func:`surrogate.evaluation.compare_with_mkm`) does,
     each LES is put in its own wall units: velocities divided by its measured friction velocity
     (:func:`surrogate.stats.friction_velocity`, second-order wall gradient of the mean profile over
     the statistics window) and ``y+ = y u_tau / nu``. The filtered DNS is put in the wall units of
@@ -31,9 +31,9 @@ Wall units
     filtered DNS's gradient-based Re_tau is reported for information only.
 
 Deviations
-    :func:`surrogate.validation.profile_deviation` (largest absolute deviation, the reference
+    :func:`surrogate.evaluation.profile_deviation` (largest absolute deviation, the reference
     interpolated linearly in ``y+`` onto the run's points), plus the relative L2 deviation of
-    :func:`surrogate.validation.relative_l2`, ``sqrt(sum_j w_j (q_j - q_ref,j)^2 / sum_j w_j q_ref,j^2)``
+    :func:`surrogate.evaluation.relative_l2`, ``sqrt(sum_j w_j (q_j - q_ref,j)^2 / sum_j w_j q_ref,j^2)``
     over the same points, weighted by the run's cell heights ``w_j`` (the centre cell counted half,
     since half of it lies in the folded half channel).
 """
@@ -56,7 +56,7 @@ from surrogate.filtering import filter_to_grid
 from surrogate.grid import ChannelGrid
 from surrogate.references import load_mkm
 from surrogate.stats import mean_profiles, re_tau_measured, wall_units
-from surrogate.validation import (
+from surrogate.evaluation import (
     DEVIATION_VARIABLES,
     compare_with_mkm,
     profile_deviation,
@@ -93,7 +93,7 @@ def equivalent_grid(les: ChannelGrid, dns: ChannelGrid) -> ChannelGrid:
 
 
 def l2_deviations(profile_plus: xr.Dataset, reference: xr.Dataset) -> dict[str, float]:
-    """:func:`surrogate.validation.relative_l2` with the keys ``U_l2``, ``u_rms_l2``, ...."""
+    """:func:`surrogate.evaluation.relative_l2` with the keys ``U_l2``, ``u_rms_l2``, ...."""
     l2 = relative_l2(profile_plus, reference)
     return {f"{name}_l2": l2[name] for name in DEVIATION_VARIABLES if name in l2}
 

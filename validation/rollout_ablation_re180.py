@@ -32,7 +32,7 @@ from surrogate.study import energy_ratio
 from surrogate.data import WindowDataset
 from surrogate.train_case import load_train_case
 from surrogate.training import step_change
-from surrogate.validation import evaluate
+from surrogate.evaluation import evaluate
 
 METRICS = ("re_tau", "U_max_abs", "U_l2", "u_rms_l2", "v_rms_l2", "w_rms_l2", "uv_l2")
 

@@ -23,7 +23,7 @@ from surrogate.references import (
     load_published,
 )
 from surrogate.report import plot_profiles_vs_reference, write_report
-from surrogate.validation import (
+from surrogate.evaluation import (
     TABLE_METRICS,
     ValidationError,
     evaluate,
@@ -175,7 +175,7 @@ def test_plot_profiles(tmp_path: Path, mkm180: xr.Dataset) -> None:
 def test_compare_with_mkm_recovers_the_reference_from_a_field_built_on_it(mkm180: xr.Dataset) -> None:
     from surrogate.fields import make_fields
     from surrogate.grid import ChannelGrid
-    from surrogate.validation import compare_with_mkm
+    from surrogate.evaluation import compare_with_mkm
 
     re_tau = float(mkm180.attrs["re_tau"])
     grid = ChannelGrid(4, 96, 4, stretching=2.5)
