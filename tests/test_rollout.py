@@ -12,7 +12,7 @@ from surrogate.config import ConfigError
 from surrogate.constraints import ConstraintSettings
 from surrogate.data import Normalization, WindowDataset
 from surrogate.fields import open_fields
-from surrogate.models import SurrogateModel, register_model
+from surrogate.models import SurrogateModel
 from surrogate.projection import CentredProjection
 from surrogate.rollout import rollout, rollout_case
 from surrogate.train_case import load_train_case
@@ -20,8 +20,7 @@ from surrogate.training import train
 from conftest import SMALL_GRID
 
 
-@register_model("test_scaled_persistence")
-class ScaledPersistence(SurrogateModel):
+class ScaledPersistence(SurrogateModel, name="test_scaled_persistence"):
     """Returns ``gain`` times the last state, turning non-finite after ``nan_after`` calls."""
 
     def __init__(self, n_var: int = 3, n_history: int = 1, gain: float = 1.0, nan_after: int = -1) -> None:

@@ -21,7 +21,6 @@ from .registry import (
     count_parameters,
     load_model,
     model_presets,
-    register_model,
     save_model,
 )
 
@@ -32,6 +31,7 @@ __all__ = [
     "count_parameters",
     "load_model",
     "model_presets",
-    "register_model",
     "save_model",
 ]
+
+from . import encoders, fno, ifactformer  # noqa: E402,F401  (the built-in models register on import)

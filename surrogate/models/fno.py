@@ -88,7 +88,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import SurrogateModel, register_model
+from .registry import SurrogateModel
 
 __all__ = ["FNO", "IFNO", "SpectralConv3d", "coordinate_channels"]
 
@@ -282,14 +282,13 @@ class _FourierBase(SurrogateModel):
         return self.lift(stacked)
 
 
-@register_model(
-    "fno",
-    presets={
-        "paper": {"width": 12, "modes": (8, 8, 4), "n_layers": 4},
-        "cpu": {"width": 8, "modes": (4, 4, 3), "n_layers": 4, "projection_width": 32},
-    },
-)
-class FNO(_FourierBase):
+_FNO_PRESETS = {
+    "paper": {"width": 12, "modes": (8, 8, 4), "n_layers": 4},
+    "cpu": {"width": 8, "modes": (4, 4, 3), "n_layers": 4, "projection_width": 32},
+}
+
+
+class FNO(_FourierBase, name="fno", presets=_FNO_PRESETS):
     r"""3-D Fourier neural operator (Li et al. 2021) for the channel: periodic x, z; zero-padded y.
 
     ``v_0 = P [x; c]``, ``v_{l+1} = GELU(K_l v_l + W_l v_l + b_l)`` for ``l < L-1`` and without
@@ -349,14 +348,13 @@ class FNO(_FourierBase):
         return self.project(v)
 
 
-@register_model(
-    "ifno",
-    presets={
-        "paper": {"width": 24, "modes": (8, 8, 4), "n_layers": 10},
-        "cpu": {"width": 12, "modes": (4, 4, 3), "n_layers": 4, "projection_width": 32},
-    },
-)
-class IFNO(_FourierBase):
+_IFNO_PRESETS = {
+    "paper": {"width": 24, "modes": (8, 8, 4), "n_layers": 10},
+    "cpu": {"width": 12, "modes": (4, 4, 3), "n_layers": 4, "projection_width": 32},
+}
+
+
+class IFNO(_FourierBase, name="ifno", presets=_IFNO_PRESETS):
     r"""Implicit Fourier neural operator (You et al. 2022): one Fourier layer iterated with shared weights.
 
     ``v_0 = P [x; c]``, then ``n_layers`` times ``v <- v + GELU(K v + W v + b) / n_layers`` with

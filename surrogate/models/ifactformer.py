@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import SurrogateModel, register_model
+from .registry import SurrogateModel
 
 __all__ = ["FactorizedAttentionBlock", "IFactFormerM", "IFactFormerO"]
 
@@ -315,8 +315,7 @@ _PAPER = dict(n_var=3, n_history=1, dim=96, heads=5, dim_head=96, kernel_multipl
 _CPU = dict(n_var=3, n_history=1, dim=36, heads=2, dim_head=16, kernel_multiplier=3, n_layer=4, pos_scale=8.0)
 
 
-@register_model("ifactformer_m", presets={"paper": _PAPER, "cpu": _CPU})
-class IFactFormerM(_IFactFormer):
+class IFactFormerM(_IFactFormer, name="ifactformer_m", presets={"paper": _PAPER, "cpu": _CPU}):
     """IFactFormer-m: the implicit factorized transformer with parallel axis kernels.
 
     See the module documentation for what it computes. Parameters: 1,163,187 for the ``"paper"``
@@ -349,8 +348,7 @@ class IFactFormerM(_IFactFormer):
         super().__init__(n_var, n_history, dim, heads, dim_head, kernel_multiplier, n_layer, pos_scale, seed)
 
 
-@register_model("ifactformer_o", presets={"paper": _PAPER, "cpu": _CPU})
-class IFactFormerO(_IFactFormer):
+class IFactFormerO(_IFactFormer, name="ifactformer_o", presets={"paper": _PAPER, "cpu": _CPU}):
     """IFactFormer-o: as :class:`IFactFormerM` with the axis kernels chained (x, then y, then z).
 
     Parameters: 1,071,027 for the ``"paper"`` preset (the output layer sees ``heads * dim_head``

@@ -11,9 +11,9 @@ Every surrogate is a :class:`SurrogateModel`: a ``torch.nn.Module`` whose
 
 Constructor arguments are recorded automatically in ``model.hparams`` (defaults included), so
 :func:`save_model` / :func:`load_model` rebuild a model from its name and arguments alone.
-Models register under a name with :func:`register_model`, together with their named presets
-(``"paper"``: the published configuration; ``"cpu"``: a configuration that trains on a 2-core
-CPU in well under an hour).
+A model registers under a name, with its named presets (``"paper"``: the published
+configuration; ``"cpu"``: a configuration that trains on a 2-core CPU in well under an hour), in
+its class statement: ``class FNO(SurrogateModel, name="fno", presets={"cpu": {...}})``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import functools
 import inspect
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -36,7 +36,6 @@ __all__ = [
     "count_parameters",
     "load_model",
     "model_presets",
-    "register_model",
     "save_model",
 ]
 
@@ -53,8 +52,17 @@ class SurrogateModel(nn.Module):
     rebuilds without them, since the checkpoint's state dict holds the weights."""
     hparams: dict[str, Any]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, name: str = "", presets: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
+        """``class FNO(SurrogateModel, name="fno", presets={...})`` registers the class under ``name``
+        with its named presets; every subclass records its constructor arguments in ``hparams``."""
         super().__init_subclass__(**kwargs)
+        if name:
+            known = _REGISTRY.get(name)
+            if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise ValueError(f"a model is already registered as {name!r}: {known.__name__}")
+            cls.registry_name = name
+            _REGISTRY[name] = cls
+            _PRESETS[name] = {key: dict(value) for key, value in (presets or {}).items()}
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -88,29 +96,8 @@ class SurrogateModel(nn.Module):
                 raise ValueError(f"coords[{axis!r}] has shape {tuple(coords[axis].shape)}, expected ({size},) for the input grid")
 
 
-def register_model(name: str, presets: Mapping[str, Mapping[str, Any]] | None = None) -> Callable[[type], type]:
-    """Class decorator: register a :class:`SurrogateModel` under ``name`` with named presets."""
-
-    def decorate(cls: type) -> type:
-        if not issubclass(cls, SurrogateModel):
-            raise TypeError(f"{cls.__name__} must subclass SurrogateModel to be registered")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a model is already registered as {name!r}: {_REGISTRY[name].__name__}")
-        cls.registry_name = name
-        _REGISTRY[name] = cls
-        _PRESETS[name] = {key: dict(value) for key, value in (presets or {}).items()}
-        return cls
-
-    return decorate
-
-
-def _load_builtin_models() -> None:
-    from . import encoders, fno, ifactformer  # noqa: F401  (registers the built-in models)
-
-
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`, sorted."""
-    _load_builtin_models()
     return sorted(_REGISTRY)
 
 
@@ -121,7 +108,6 @@ def model_presets(name: str) -> dict[str, dict[str, Any]]:
 
 
 def _check_name(name: str) -> None:
-    _load_builtin_models()
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
 

@@ -64,7 +64,7 @@ class ClosureNetwork(nn.Module):
         return self.head(self.body(features)).squeeze(-1)
 
 
-class NeuralEddyViscosity(EddyViscosityModel):
+class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     """The learned eddy viscosity of the module docstring (registry name ``neural``).
 
     Parameters
@@ -78,7 +78,6 @@ class NeuralEddyViscosity(EddyViscosityModel):
         e.g. ``"neural-re180"``); its network replaces the initial one.
     """
 
-    name = "neural"
 
     def __init__(self, hidden: int = 16, layers: int = 2, cs: float = 0.1, weights: str | None = None) -> None:
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:

@@ -279,18 +279,19 @@ SGS_MODELS: dict[str, type["EddyViscosityModel"]] = {}
 class EddyViscosityModel(ABC):
     """Interface of a subgrid-scale eddy-viscosity model.
 
-    Subclasses set the class attribute ``name`` (the registry name of
-    :func:`build_sgs_model`, :data:`SGS_MODELS`) and implement :meth:`eddy_viscosity` and
-    :meth:`parameters`.
+    Subclasses name themselves in the class statement (``class WALE(EddyViscosityModel,
+    name="wale")``: the registry name of :func:`build_sgs_model`, :data:`SGS_MODELS`, and the
+    ``sgs.model`` of case files) and implement :meth:`eddy_viscosity` and :meth:`parameters`.
     """
 
     name: str = ""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass with a ``name`` joins :data:`SGS_MODELS` under it."""
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        """``class WALE(EddyViscosityModel, name="wale")`` joins :data:`SGS_MODELS` under ``name``."""
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            SGS_MODELS[cls.name] = cls
+        if name:
+            cls.name = name
+            SGS_MODELS[name] = cls
 
     @abstractmethod
     def eddy_viscosity(
@@ -338,7 +339,7 @@ def _positive_constant(owner: str, label: str, value: float) -> float:
     return float(value)
 
 
-class Smagorinsky(EddyViscosityModel):
+class Smagorinsky(EddyViscosityModel, name="smagorinsky"):
     """Smagorinsky (1963) eddy viscosity with optional van Driest (1956) wall damping.
 
     ``nu_t = (C_s Delta D)^2 |S|`` with ``|S| = sqrt(2 S_ij S_ij)`` and
@@ -363,7 +364,6 @@ class Smagorinsky(EddyViscosityModel):
         Whether to apply the wall damping.
     """
 
-    name = "smagorinsky"
 
     def __init__(self, cs: float = 0.1, a_plus: float = 25.0, van_driest: bool = True) -> None:
         self.cs = _positive_constant("Smagorinsky", "cs", cs)
@@ -424,7 +424,7 @@ class Smagorinsky(EddyViscosityModel):
         return self._nu_t_from_gradient(g, filter_width(ops), self.damping(ops, u, nu))
 
 
-class WALE(EddyViscosityModel):
+class WALE(EddyViscosityModel, name="wale"):
     """Wall-adapting local eddy viscosity of Nicoud & Ducros (1999).
 
     With ``g2 = g @ g`` (``g2_ij = g_ik g_kj``), the traceless symmetric part of the squared
@@ -458,7 +458,6 @@ class WALE(EddyViscosityModel):
         turbulence); the smaller 0.325 is the value commonly used for wall-bounded flows.
     """
 
-    name = "wale"
 
     def __init__(self, cw: float = 0.325) -> None:
         self.cw = _positive_constant("WALE", "cw", cw)
@@ -520,7 +519,7 @@ class WALE(EddyViscosityModel):
         return self._nu_t_from_gradient(_velocity_gradient_components(ops, u, v, w), filter_width(ops))
 
 
-class DynamicSmagorinsky(EddyViscosityModel):
+class DynamicSmagorinsky(EddyViscosityModel, name="dynamic_smagorinsky"):
     """Dynamic Smagorinsky model: Germano et al. (1991) with Lilly's (1992) least squares.
 
     ``nu_t = C(y) Delta^2 |S|`` with ``Delta = (dx dy_j dz)^(1/3)``, where the coefficient
@@ -565,7 +564,6 @@ class DynamicSmagorinsky(EddyViscosityModel):
         Clip the coefficient to ``C >= 0`` (``nu_t >= 0``).
     """
 
-    name = "dynamic_smagorinsky"
 
     def __init__(self, test_filter_ratio: float = 2.0, clip: bool = True) -> None:
         ratio = _positive_constant("DynamicSmagorinsky", "test_filter_ratio", test_filter_ratio)

@@ -54,7 +54,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 
-from ..registry import SurrogateModel, register_model
+from ..registry import SurrogateModel
 from .base import FieldEncoder
 from .decoder import PatchDecoder
 from .metaformer import MetaFormerEncoder
@@ -135,8 +135,7 @@ _PRESETS = {
 }
 
 
-@register_model("encoder_processor_decoder", presets=_PRESETS)
-class EncoderProcessorDecoder(SurrogateModel):
+class EncoderProcessorDecoder(SurrogateModel, name="encoder_processor_decoder", presets=_PRESETS):
     """Field encoder -> latent processor -> patch decoder, predicting the increment of the last state.
 
     See the module documentation for the encoders and presets.
