@@ -23,10 +23,14 @@ writes a report.
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .config import ConfigError, load_case
 from .fields import FieldError
@@ -245,6 +249,23 @@ def _run_simulation(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _console_messages() -> Iterator[None]:
+    """The ``surrogate`` loggers' messages (INFO and above) on stdout, written between progress bars."""
+    logger = logging.getLogger("surrogate")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``surrogate`` console script; returns the exit status."""
     from .solver.channel import SolverDivergedError
@@ -273,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _validate,
     }
     try:
-        return handlers[args.command](args)
+        with _console_messages():
+            return handlers[args.command](args)
     except (
         ConfigError,
         FieldError,

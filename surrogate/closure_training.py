@@ -23,11 +23,12 @@ closure; the no-model LES's test loss in every row for comparison) and ``case.ya
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import yaml
@@ -40,6 +41,8 @@ from .config import ConfigError, dump_config
 from .losses import field_error, statistics_error
 from .solver.channel import ChannelSolver, ChannelState
 from .solver.neural_sgs import NeuralEddyViscosity
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ClosureSample",
@@ -195,7 +198,6 @@ def train_closure(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    echo: Callable[[str], None] = tqdm.write,
 ) -> Path:
     """Train the closure of ``case`` through the solver on its dataset; returns ``closure.pt``.
 
@@ -249,7 +251,7 @@ def train_closure(
         torch.set_rng_state(saved["rng"])
         epoch, best = int(saved["epoch"]), float(saved["best"])
         rows = _read_metrics(paths["metrics.csv"], epoch)
-        echo(f"{case.name}: resuming after epoch {epoch}")
+        log.info(f"{case.name}: resuming after epoch {epoch}")
     else:
         existing = [p for p in paths.values() if p.exists()]
         if existing and not overwrite:
@@ -266,7 +268,7 @@ def train_closure(
         rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, case),
                  "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
     _write_metrics(paths["metrics.csv"], rows)
-    echo(
+    log.info(
         f"{case.name}: closure with {sum(p.numel() for p in closure.network.parameters())} weights, {len(train_set)} "
         f"training windows, {settings.steps_per_snapshot} steps of {dt:.4g} h/u_tau per snapshot; test loss of the "
         f"no-model LES {no_model:.5f}, of the untrained closure {float(rows[0]['test_loss']):.5f}"

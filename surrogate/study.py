@@ -32,6 +32,7 @@ import csv
 import dataclasses
 import datetime
 import hashlib
+import logging
 import math
 import os
 import time as wallclock
@@ -41,12 +42,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import xarray as xr
 import yaml
-from tqdm.auto import tqdm
 
 from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case, read_yaml
 from .fields import open_fields
 from .study_case import StudyCase
 from .train_case import TrainCase
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MANIFEST_NAME", "energy_ratio", "read_study_manifest", "run_study", "solver_cost", "write_summary"]
 
@@ -98,14 +100,13 @@ class _Study:
     """Runs the stages of one study in its run folder, keeping ``study.yaml`` up to date."""
 
     def __init__(
-        self, case: StudyCase, progress: bool, echo: Callable[[str], None], redo: list[str], command: str | None
+        self, case: StudyCase, progress: bool, redo: list[str], command: str | None
     ) -> None:
         self.case = case
         self.redo = redo
         self.command = command
         self.folder = case.output_dir()
         self.progress = progress
-        self.echo = echo
         self.folder.mkdir(parents=True, exist_ok=True)
         self.manifest = read_study_manifest(self.folder)
         self.manifest.update({"name": case.name, "case": dump_config(case)})
@@ -130,11 +131,11 @@ class _Study:
         if any(name == item or name.startswith(item.rstrip("/") + "/") for item in self.redo):
             record = None
         if record is not None and record.get("key") == key and record.get("status") == "done":
-            self.echo(f"{name}: up to date ({key})")
+            log.info(f"{name}: up to date ({key})")
             return record
         fresh = record is None or record.get("key") != key
         if fresh and record is not None:
-            self.echo(f"{name}: settings or inputs changed ({record.get('key')} -> {key}); redoing it")
+            log.info(f"{name}: settings or inputs changed ({record.get('key')} -> {key}); redoing it")
         previous = 0.0 if fresh else float(record.get("wall_s", 0.0))
         record = {"key": key, "status": "running", "started": _now(), "wall_s": previous}
         stages[name] = record
@@ -149,7 +150,7 @@ class _Study:
         record.update(status="done", finished=_now(), wall_s=round(previous + wallclock.perf_counter() - started, 3))
         record.update(info)
         self._save()
-        self.echo(f"{name}: done in {record['wall_s']:.1f} s")
+        log.info(f"{name}: done in {record['wall_s']:.1f} s")
         return record
 
     # -------------------------------------------------------------------- stages
@@ -175,7 +176,7 @@ class _Study:
         )
 
         def work(fresh: bool) -> dict[str, Any]:
-            generate_dataset(dataset_case, overwrite=fresh and folder.exists(), progress=self.progress, echo=self.echo)
+            generate_dataset(dataset_case, overwrite=fresh and folder.exists(), progress=self.progress)
             manifest = read_manifest(folder)
             dns = sorted((folder / "dns").glob("trajectory_*/diagnostics.csv"))
             info: dict[str, Any] = {"path": str(folder), "made_here": True}
@@ -234,7 +235,7 @@ class _Study:
 
             def work(fresh: bool, case: CaseConfig = case, folder: Path = folder) -> dict[str, Any]:
                 resume = not fresh and (folder / "checkpoint.pt").exists()
-                run_case(case, resume=resume, overwrite=not resume, progress=self.progress, echo=self.echo)
+                run_case(case, resume=resume, overwrite=not resume, progress=self.progress)
                 return {"path": str(folder)}
 
             self.stage(f"les/{model}", key, work)
@@ -268,7 +269,7 @@ class _Study:
 
             def fit(fresh: bool, case: TrainCase = case, folder: Path = folder) -> dict[str, Any]:
                 resume = not fresh and (folder / "checkpoint.pt").exists()
-                train(case, resume=resume, overwrite=not resume, progress=self.progress, echo=self.echo)
+                train(case, resume=resume, overwrite=not resume, progress=self.progress)
                 return _training_facts(folder)
 
             self.stage(f"train/{item.label}", train_key, fit)
@@ -485,7 +486,6 @@ def run_study(
     *,
     redo: list[str] | tuple[str, ...] = (),
     progress: bool = True,
-    echo: Callable[[str], None] = tqdm.write,
     command: str | None = None,
 ) -> Path:
     """Run (or finish) every stage of a study and return the path of its ``summary.md``.
@@ -499,9 +499,7 @@ def run_study(
         or a group (``les`` for every LES). Later stages reading them are not redone unless named.
     progress
         Progress bars of the DNS, LES, training and rollouts.
-    echo
-        Where one-line messages go.
     command
         The command line, for the top of the reports.
     """
-    return _Study(case, progress, echo, list(redo), command).run()
+    return _Study(case, progress, list(redo), command).run()

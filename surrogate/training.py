@@ -30,6 +30,7 @@ batch: the loss curve matches one process to round-off.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import random
@@ -37,7 +38,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -52,6 +53,8 @@ from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
 from .train_case import TrainCase
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "TrainingError",
@@ -141,8 +144,8 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 class _Run:
     """One training run: data, model, optimiser, and the loops over epochs and batches."""
 
-    def __init__(self, case: TrainCase, progress: bool, echo: Callable[[str], None]) -> None:
-        self.case, self.progress, self.echo = case, progress, echo
+    def __init__(self, case: TrainCase, progress: bool) -> None:
+        self.case, self.progress = case, progress
         self.rank, self.world = _distributed()
         training, data = case.training, case.data
         self.device = torch.device(training.device)
@@ -369,7 +372,7 @@ class _Run:
         folder, metrics = self.folder, self.folder / "metrics.csv"
         if resume:
             self.restore()
-            self.echo(f"{self.case.name}: resuming after epoch {self.epoch}")
+            log.info(f"{self.case.name}: resuming after epoch {self.epoch}")
         elif self.rank == 0:
             existing = [p for p in (folder / "checkpoint.pt", folder / "best.pt", metrics) if p.exists()]
             if existing and not overwrite:
@@ -383,7 +386,7 @@ class _Run:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(self.case), sort_keys=False))
             _truncate_metrics(metrics, self.epoch)
-            self.echo(
+            log.info(
                 f"{self.case.name}: {self.module.registry_name} with {count_parameters(self.module):,} parameters, "
                 f"{len(self.train_set)} training windows, {self.world} process(es)"
             )
@@ -489,7 +492,6 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    echo: Callable[[str], None] = tqdm.write,
 ) -> Path:
     """Train the model of ``case`` on its dataset; returns the run folder.
 
@@ -501,8 +503,9 @@ def train(
         Continue from the folder's ``checkpoint.pt`` (the same case; ``training.epochs`` may grow).
     overwrite
         Start afresh, deleting an earlier run's checkpoints and metrics.
-    progress, echo
-        Progress bar and one-line messages (rank 0 only under ``torchrun``).
+    progress
+        Show a progress bar (rank 0 only under ``torchrun``); one-line messages go to the
+        ``surrogate`` logger.
 
     Raises
     ------
@@ -512,7 +515,7 @@ def train(
     """
     finished = False
     try:
-        folder = _Run(case, progress, echo).run(resume, overwrite)
+        folder = _Run(case, progress).run(resume, overwrite)
         finished = True
         return folder
     finally:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -12,6 +15,23 @@ from surrogate.fields import make_fields, write_fields
 from surrogate.grid import ChannelGrid
 
 SMALL_GRID = ChannelGrid(8, 9, 6, lx=2.0, lz=1.0, stretching=1.5)
+
+
+@contextmanager
+def logged_messages() -> Iterator[list[str]]:
+    """The messages of the ``surrogate`` loggers (INFO and above) while the block runs."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("surrogate")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def advected_dataset(folder: Path, trajectories: int = 2, snapshots: int = 12, seed: int = 0) -> Path:
@@ -41,7 +61,7 @@ def advected_dataset(folder: Path, trajectories: int = 2, snapshots: int = 12, s
             "output": str(folder / "dataset"),
         }
     )
-    return generate_dataset(case, progress=False, echo=lambda _: None)
+    return generate_dataset(case, progress=False)
 
 
 @pytest.fixture()

@@ -93,7 +93,7 @@ def test_training_on_cuda_lowers_the_loss(advected, tmp_path) -> None:
         "training": {"epochs": 3, "batch_size": 4, "lr": 3e-3, "device": "cuda", "statistics_weight": 1.0, "field_steps": 1},
         "output": str(tmp_path / "{name}"),
     })
-    folder = train(case, progress=False, echo=lambda _: None)
+    folder = train(case, progress=False)
     rows = (folder / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     losses = [float(row.split(",")[header.index("train_loss")]) for row in rows[1:]]

@@ -23,6 +23,7 @@ from surrogate.data import generate as generate_module
 from surrogate.fields import make_fields, open_fields, write_fields
 from surrogate.filtering import filter_to_grid
 from surrogate.grid import ChannelGrid
+from conftest import logged_messages
 
 FINE = ChannelGrid(16, 17, 12, lx=2.0, lz=1.0, stretching=1.5)
 
@@ -104,7 +105,7 @@ def test_case_unknown_key_names_the_closest(tmp_path, sources):
 
 def test_dataset_files_hold_the_filtered_snapshots(tmp_path, sources):
     case = _case(tmp_path, sources)
-    manifest = read_manifest(generate_dataset(case, progress=False, echo=lambda _: None))
+    manifest = read_manifest(generate_dataset(case, progress=False))
     assert [t["file"] for t in manifest["trajectories"]] == ["trajectory_000.nc", "trajectory_001.nc", "trajectory_002.nc"]
     assert manifest["splits"]["test"] == [{"file": "trajectory_002.nc", "start": 0, "stop": 5}]
     assert len(manifest["splits"]["train"]) == 2
@@ -123,7 +124,7 @@ def test_dataset_files_hold_the_filtered_snapshots(tmp_path, sources):
 
 
 def test_normalization_is_over_the_training_split(tmp_path, sources):
-    manifest = read_manifest(generate_dataset(_case(tmp_path, sources), progress=False, echo=lambda _: None))
+    manifest = read_manifest(generate_dataset(_case(tmp_path, sources), progress=False))
     norm = Normalization.load(manifest["folder"] / "normalization.nc")
     train = xr.concat([open_fields(manifest["folder"] / s["file"]) for s in manifest["splits"]["train"]], "time")
     for k, name in enumerate(("u", "v", "w")):
@@ -136,7 +137,7 @@ def test_normalization_is_over_the_training_split(tmp_path, sources):
 
 def test_time_split_cuts_every_trajectory(tmp_path, sources):
     case = _case(tmp_path, sources, split={"test": 0.4, "by": "time"})
-    manifest = read_manifest(generate_dataset(case, progress=False, echo=lambda _: None))
+    manifest = read_manifest(generate_dataset(case, progress=False))
     assert manifest["splits"]["train"][0] == {"file": "trajectory_000.nc", "start": 0, "stop": 3}
     assert manifest["splits"]["test"][2] == {"file": "trajectory_002.nc", "start": 3, "stop": 5}
 
@@ -144,26 +145,26 @@ def test_time_split_cuts_every_trajectory(tmp_path, sources):
 def test_split_by_trajectory_needs_a_training_trajectory(tmp_path, sources):
     case = _case(tmp_path, sources[:1])
     with pytest.raises(ConfigError, match="split.by: time"):
-        generate_dataset(case, progress=False, echo=lambda _: None)
+        generate_dataset(case, progress=False)
 
 
 def test_rerun_keeps_a_finished_dataset_and_other_cases_are_refused(tmp_path, sources):
     case = _case(tmp_path, sources)
-    path = generate_dataset(case, progress=False, echo=lambda _: None)
+    path = generate_dataset(case, progress=False)
     stamp = (path.parent / "trajectory_000.nc").stat().st_mtime_ns
-    messages = []
-    generate_dataset(case, progress=False, echo=messages.append)
+    with logged_messages() as messages:
+        generate_dataset(case, progress=False)
     assert "already complete" in messages[0]
     assert (path.parent / "trajectory_000.nc").stat().st_mtime_ns == stamp
     other = _case(tmp_path, sources, dt_snapshot=0.1)
     with pytest.raises(DatasetFolderError, match="another case"):
-        generate_dataset(other, progress=False, echo=lambda _: None)
-    generate_dataset(other, overwrite=True, progress=False, echo=lambda _: None)
+        generate_dataset(other, progress=False)
+    generate_dataset(other, overwrite=True, progress=False)
     assert read_manifest(path)["trajectories"][0]["snapshots"] == 9
 
 
 def test_interrupted_generation_resumes_to_the_same_files(tmp_path, sources, monkeypatch):
-    reference = read_manifest(generate_dataset(_case(tmp_path / "ref", sources), progress=False, echo=lambda _: None))
+    reference = read_manifest(generate_dataset(_case(tmp_path / "ref", sources), progress=False))
     case = _case(tmp_path, sources)
     real = generate_module.filter_to_grid
     calls = {"n": 0}
@@ -176,7 +177,7 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, sources, mon
 
     monkeypatch.setattr(generate_module, "filter_to_grid", failing)
     with pytest.raises(KeyboardInterrupt):
-        generate_dataset(case, progress=False, echo=lambda _: None)
+        generate_dataset(case, progress=False)
     folder = case.output_dir()
     assert not (folder / "manifest.yaml").exists()
     assert (folder / "trajectory_000.nc").exists()
@@ -185,7 +186,7 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, sources, mon
         read_manifest(folder)
 
     monkeypatch.setattr(generate_module, "filter_to_grid", real)
-    manifest = read_manifest(generate_dataset(case, progress=False, echo=lambda _: None))
+    manifest = read_manifest(generate_dataset(case, progress=False))
     for item in manifest["trajectories"]:
         a = open_fields(manifest["folder"] / item["file"])
         b = open_fields(reference["folder"] / item["file"])
@@ -193,7 +194,7 @@ def test_interrupted_generation_resumes_to_the_same_files(tmp_path, sources, mon
 
 
 def test_pressure_is_kept_when_asked(tmp_path, sources):
-    manifest = read_manifest(generate_dataset(_case(tmp_path, sources, pressure=True), progress=False, echo=lambda _: None))
+    manifest = read_manifest(generate_dataset(_case(tmp_path, sources, pressure=True), progress=False))
     assert manifest["variables"] == ["u", "v", "w", "p"]
     assert "p" in open_fields(manifest["folder"] / "trajectory_000.nc")
 
@@ -230,7 +231,7 @@ def test_dataset_command_runs_the_dns_of_a_case(tmp_path):
 @pytest.fixture()
 def dataset(tmp_path, sources):
     case = _case(tmp_path, sources, split={"test": 0.4, "by": "time"}, dt_snapshot=0.1, **{"source.t_start": 0.0})
-    return generate_dataset(case, progress=False, echo=lambda _: None)
+    return generate_dataset(case, progress=False)
 
 
 def test_windows_have_the_documented_shapes_and_never_cross_a_split(dataset):

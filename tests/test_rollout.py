@@ -124,7 +124,7 @@ def test_rollout_case_and_command(advected, tmp_path):
         "rollout": {"steps": 4, "start": 1},
         "output": str(tmp_path / "{name}"),
     }
-    train(load_train_case(spec), progress=False, echo=lambda _: None)
+    train(load_train_case(spec), progress=False)
     result = rollout_case(load_train_case(spec), progress=False)
     ds = open_fields(result.path)
     truth = WindowDataset(advected, "test", normalization=None)

@@ -15,6 +15,7 @@ from surrogate.config import ConfigError
 from surrogate.data import load_dataset_case
 from surrogate.study import read_study_manifest, run_study
 from surrogate.study_case import load_study_case
+from conftest import logged_messages
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 
@@ -47,7 +48,11 @@ STAGES = ["dataset", "les/none", "les/wale", "train/fno", "rollout/fno", "report
 
 def _run(case=TINY, overrides=(), messages=None):
     study = load_study_case(case, overrides)
-    return run_study(study, progress=False, echo=(messages.append if messages is not None else lambda _: None))
+    with logged_messages() as logged:
+        folder = run_study(study, progress=False)
+    if messages is not None:
+        messages.extend(logged)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +155,7 @@ def test_interrupted_training_is_resumed_and_its_time_summed(copy, monkeypatch):
     assert record["status"] == "failed"
     first = record["wall_s"]
     _run(three_epochs)
-    assert calls[0] == {"resume": False, "overwrite": True, "progress": False, "echo": calls[0]["echo"]}
+    assert calls[0] == {"resume": False, "overwrite": True, "progress": False}
     assert calls[1]["resume"] is True
     record = read_study_manifest(copy)["stages"]["train/fno"]
     assert record["status"] == "done" and record["epochs"] == 3 and record["wall_s"] >= first
@@ -190,7 +195,7 @@ def test_bad_study_case_names_what_is_wrong(change, message):
 def test_missing_existing_dataset_is_a_clear_error(tmp_path):
     case = load_study_case({**TINY, "dataset": {"path": str(tmp_path / "nowhere")}, "output": str(tmp_path / "{name}")})
     with pytest.raises(FileNotFoundError, match="no manifest.yaml"):
-        run_study(case, progress=False, echo=lambda _: None)
+        run_study(case, progress=False)
 
 
 @pytest.mark.parametrize("path", sorted(CASES.glob("study_*.yaml")) + [CASES / "quickstart.yaml"], ids=lambda p: p.name)
@@ -219,8 +224,8 @@ def test_quickstart_study_runs_end_to_end(tmp_path, monkeypatch):
 
 
 def test_redo_runs_the_named_stage_again_and_leaves_the_others(copy):
-    messages: list[str] = []
-    run_study(load_study_case(TINY), redo=["les"], progress=False, echo=messages.append)
+    with logged_messages() as messages:
+        run_study(load_study_case(TINY), redo=["les"], progress=False)
     redone = [m.split(":")[0] for m in messages if ": done in " in m]
     assert redone == ["les/none", "les/wale"]
 

@@ -68,7 +68,7 @@ def test_divergence_error_vanishes_on_projected_fields():
 
 
 def test_training_writes_checkpoints_and_metrics_and_learns(advected, tmp_path):
-    folder = train(_case(advected, tmp_path, epochs=4), progress=False, echo=lambda _: None)
+    folder = train(_case(advected, tmp_path, epochs=4), progress=False)
     rows = _metrics(folder)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
@@ -82,9 +82,9 @@ def test_training_writes_checkpoints_and_metrics_and_learns(advected, tmp_path):
 
 
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(advected, tmp_path):
-    straight = train(_case(advected, tmp_path / "a", epochs=4), progress=False, echo=lambda _: None)
-    train(_case(advected, tmp_path / "b", epochs=2), progress=False, echo=lambda _: None)
-    resumed = train(_case(advected, tmp_path / "b", epochs=4), resume=True, progress=False, echo=lambda _: None)
+    straight = train(_case(advected, tmp_path / "a", epochs=4), progress=False)
+    train(_case(advected, tmp_path / "b", epochs=2), progress=False)
+    resumed = train(_case(advected, tmp_path / "b", epochs=4), resume=True, progress=False)
     a, _ = load_model(straight / "checkpoint.pt")
     b, _ = load_model(resumed / "checkpoint.pt")
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -94,20 +94,20 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(advected, tmp_p
 
 def test_an_existing_run_needs_resume_or_overwrite(advected, tmp_path):
     case = _case(advected, tmp_path, epochs=1)
-    train(case, progress=False, echo=lambda _: None)
+    train(case, progress=False)
     with pytest.raises(TrainingError, match="--resume or start over with --overwrite"):
-        train(case, progress=False, echo=lambda _: None)
-    train(case, overwrite=True, progress=False, echo=lambda _: None)
+        train(case, progress=False)
+    train(case, overwrite=True, progress=False)
     with pytest.raises(TrainingError, match="nothing to resume"):
-        train(_case(advected, tmp_path / "elsewhere", epochs=1), resume=True, progress=False, echo=lambda _: None)
+        train(_case(advected, tmp_path / "elsewhere", epochs=1), resume=True, progress=False)
 
 
 def test_resume_refuses_another_model(advected, tmp_path):
-    train(_case(advected, tmp_path, epochs=1), progress=False, echo=lambda _: None)
+    train(_case(advected, tmp_path, epochs=1), progress=False)
     other = _case(advected, tmp_path, epochs=2)
     other.model.parameters["width"] = 8
     with pytest.raises(TrainingError, match="resume with the case it was started with"):
-        train(other, resume=True, progress=False, echo=lambda _: None)
+        train(other, resume=True, progress=False)
 
 
 def test_a_small_model_overfits_a_small_dataset(tmp_path):
@@ -116,21 +116,21 @@ def test_a_small_model_overfits_a_small_dataset(tmp_path):
     manifest = advected_dataset(tmp_path, trajectories=1, snapshots=6)
     case = _case(manifest, tmp_path, epochs=150, batch_size=4, lr=1e-2, schedule="cosine", grad_clip=None)
     case.model.parameters = {"width": 8, "modes": [4, 5, 3], "n_layers": 1}
-    folder = train(case, progress=False, echo=lambda _: None)
+    folder = train(case, progress=False)
     losses = [float(r["train_loss"]) for r in _metrics(folder)]
     assert losses[-1] < losses[0] / 100, (losses[0], losses[-1])
 
 
 def test_penalties_and_bf16_autocast_train(advected, tmp_path):
     case = _case(advected, tmp_path, epochs=1, divergence_weight=0.1, spectral_weight=0.1, amp="bf16", max_batches=1)
-    rows = _metrics(train(case, progress=False, echo=lambda _: None))
+    rows = _metrics(train(case, progress=False))
     assert math.isfinite(float(rows[0]["train_loss"]))
 
 
 def test_unrolled_targets_train(advected, tmp_path):
     case = _case(advected, tmp_path, epochs=1)
     case.data.n_target = 3
-    rows = _metrics(train(case, progress=False, echo=lambda _: None))
+    rows = _metrics(train(case, progress=False))
     assert math.isfinite(float(rows[0]["train_loss"]))
 
 
@@ -144,7 +144,7 @@ def test_train_command(advected, tmp_path):
 
 
 def test_data_parallel_on_two_processes_matches_one(advected, tmp_path):
-    single = _metrics(train(_case(advected, tmp_path / "one", epochs=2, batch_size=4), progress=False, echo=lambda _: None))
+    single = _metrics(train(_case(advected, tmp_path / "one", epochs=2, batch_size=4), progress=False))
     path = tmp_path / "ddp.yaml"
     spec = {
         "name": "tiny",
@@ -172,7 +172,7 @@ def test_rollout_recipe_trains_and_selects_by_rollout_statistics(advected, tmp_p
         statistics_weight=0.5, spectral_weight=0.1, pushforward=1, input_noise=0.01, selection="rollout", selection_steps=4,
     )
     case.rollout.zero_mean_v = case.rollout.hold_flow_rate = True
-    folder = train(case, progress=False, echo=lambda _: None)
+    folder = train(case, progress=False)
     rows = _metrics(folder)
     errors = [float(r["rollout_error"]) for r in rows]
     assert all(math.isfinite(float(r["train_loss"])) for r in rows) and all(e > 0 for e in errors)
@@ -195,7 +195,7 @@ def test_pushforward_steps_carry_no_gradient(advected, tmp_path):
     from surrogate.training import _Run
 
     case = _case(advected, tmp_path, data={"n_target": 2}, pushforward=1)
-    run = _Run(case, progress=False, echo=lambda _: None)
+    run = _Run(case, progress=False)
     history, target = run._stack([0, 1], run.train_set)
     run.module.zero_grad()
     run._loss(history, target).backward()
@@ -215,7 +215,7 @@ def test_field_steps_leave_the_later_unrolled_steps_the_statistics_error_alone(a
     from surrogate.training import _Run
 
     case = _case(advected, tmp_path, data={"n_target": 3}, loss="field", statistics_weight=0.5, field_steps=1)
-    run = _Run(case, progress=False, echo=lambda _: None)
+    run = _Run(case, progress=False)
     history, target = run._stack([0, 1], run.train_set)
     expected, window = 0.0, history
     for k in range(3):
@@ -225,8 +225,7 @@ def test_field_steps_leave_the_later_unrolled_steps_the_statistics_error_alone(a
         expected = expected + (step + field_error(p, t) if k == 0 else step).sum()
         window = pred[:, None]
     torch.testing.assert_close(run._loss(history, target), expected / 3)
-    full = _Run(_case(advected, tmp_path, data={"n_target": 3}, loss="field", statistics_weight=0.5), progress=False,
-                echo=lambda _: None)
+    full = _Run(_case(advected, tmp_path, data={"n_target": 3}, loss="field", statistics_weight=0.5), progress=False)
     full.module.load_state_dict(run.module.state_dict())
     assert float(full._loss(history, target)) > float(expected / 3)  # the field error of steps 2 and 3 is left out
     from surrogate.config import ConfigError
@@ -239,13 +238,13 @@ def test_field_steps_leave_the_later_unrolled_steps_the_statistics_error_alone(a
 
 @pytest.mark.parametrize("damage", ["truncated", "empty", "random"])
 def test_a_damaged_checkpoint_gets_one_clear_message(advected, tmp_path, damage, capsys):
-    folder = train(_case(advected, tmp_path, epochs=1), progress=False, echo=lambda _: None)
+    folder = train(_case(advected, tmp_path, epochs=1), progress=False)
     for name in ("checkpoint.pt", "best.pt"):
         data = (folder / name).read_bytes()
         bad = {"truncated": data[: len(data) // 2], "empty": b"", "random": np.random.default_rng(0).bytes(4096)}[damage]
         (folder / name).write_bytes(bad)
     with pytest.raises(TrainingError, match=r"checkpoint.pt cannot be read as a checkpoint .*start over with --overwrite"):
-        train(_case(advected, tmp_path, epochs=2), resume=True, progress=False, echo=lambda _: None)
+        train(_case(advected, tmp_path, epochs=2), resume=True, progress=False)
     with pytest.raises(TrainingError, match=r"best.pt cannot be read as a checkpoint \(truncated, empty or not written by torch.save\)"):
         load_trained_model(folder / "best.pt")
     path = tmp_path / "train.yaml"

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
 
 import netCDF4
 import numpy as np
@@ -42,6 +42,8 @@ from ..grid import ChannelGrid
 from .case import DatasetCase
 from .manifest import MANIFEST_NAME, NORMALIZATION_NAME, write_manifest
 from .normalization import compute_normalization
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DatasetFolderError", "generate_dataset", "select_snapshots"]
 
@@ -58,7 +60,6 @@ def generate_dataset(
     *,
     overwrite: bool = False,
     progress: bool = True,
-    echo: Callable[[str], None] = tqdm.write,
 ) -> Path:
     """Make (or finish) the dataset of ``case`` and return the path of its ``manifest.yaml``.
 
@@ -70,8 +71,6 @@ def generate_dataset(
         Delete what the folder holds from an earlier dataset and start afresh.
     progress
         Show progress bars (DNS runs and filtering).
-    echo
-        Where one-line messages go.
 
     Raises
     ------
@@ -87,12 +86,12 @@ def generate_dataset(
     _prepare_folder(folder, case, digest, overwrite)
     manifest = folder / MANIFEST_NAME
     if manifest.exists():
-        echo(f"{case.name}: dataset already complete in {folder}")
+        log.info(f"{case.name}: dataset already complete in {folder}")
         return manifest
 
     trajectories = []
     for index in range(case.source.n_trajectories):
-        source = _source_fields(case, index, folder, progress, echo)
+        source = _source_fields(case, index, folder, progress)
         path = folder / f"trajectory_{index:03d}.nc"
         _filter_trajectory(case, index, source, path, digest, progress)
         with netCDF4.Dataset(path) as nc:
@@ -132,7 +131,7 @@ def generate_dataset(
     )
     n_train = sum(s["stop"] - s["start"] for s in splits["train"])
     n_test = sum(s["stop"] - s["start"] for s in splits["test"])
-    echo(f"{case.name}: {len(trajectories)} trajectories, {n_train} training and {n_test} test snapshots in {folder}")
+    log.info(f"{case.name}: {len(trajectories)} trajectories, {n_train} training and {n_test} test snapshots in {folder}")
     return manifest
 
 
@@ -161,7 +160,7 @@ def _prepare_folder(folder: Path, case: DatasetCase, digest: str, overwrite: boo
 # ---------------------------------------------------------------------------- DNS sources
 
 
-def _source_fields(case: DatasetCase, index: int, folder: Path, progress: bool, echo: Callable[[str], None]) -> Path:
+def _source_fields(case: DatasetCase, index: int, folder: Path, progress: bool) -> Path:
     """The finished DNS field file of trajectory ``index``, running (or resuming) the DNS if needed."""
     from ..solver.simulation import run_case
 
@@ -191,8 +190,8 @@ def _source_fields(case: DatasetCase, index: int, folder: Path, progress: bool, 
     if fields.exists():
         return fields
     resume = (run_folder / "checkpoint.pt").exists()
-    echo(f"{case.name}: {'resuming' if resume else 'running'} DNS trajectory {index} in {run_folder}")
-    return run_case(dns, resume=resume, overwrite=not resume, progress=progress, echo=echo)
+    log.info(f"{case.name}: {'resuming' if resume else 'running'} DNS trajectory {index} in {run_folder}")
+    return run_case(dns, resume=resume, overwrite=not resume, progress=progress)
 
 
 def select_snapshots(times: np.ndarray, t_start: float, dt: float) -> np.ndarray:

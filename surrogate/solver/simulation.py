@@ -18,10 +18,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import math
 import time as wallclock
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
@@ -34,6 +34,8 @@ from ..references import FIELD_REFERENCES, field_reference_path
 from .channel import ChannelSolver, ChannelState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .sgs import EddyViscosityModel, build_sgs_model
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_sgs", "build_solver", "initial_state", "run_case", "RunFolderError"]
 
@@ -173,7 +175,6 @@ def run_case(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    echo: Callable[[str], None] = tqdm.write,
 ) -> Path:
     """Run a case to its end and return the path of its finished ``fields.nc``.
 
@@ -188,8 +189,6 @@ def run_case(
         Start afresh even when the run folder already holds a run.
     progress
         Show a progress bar.
-    echo
-        Where one-line messages go.
     """
     folder = case.output_dir()
     fields_path = folder / "fields.nc"
@@ -206,7 +205,7 @@ def run_case(
                 "and output settings may change on resume"
             )
         writer = FieldWriter.resume(fields_path, state.time)
-        echo(f"resuming {case.name} from t = {state.time:.4f} (step {state.step})")
+        log.info(f"resuming {case.name} from t = {state.time:.4f} (step {state.step})")
     else:
         existing = [p for p in (checkpoint_path, fields_path, Path(str(fields_path) + ".partial")) if p.exists()]
         if existing and not overwrite:
@@ -309,5 +308,5 @@ def run_case(
     finally:
         bar.close()
     path = writer.finalize()
-    echo(f"{case.name}: t = {state.time:.4f} after {state.step} steps; fields in {path}")
+    log.info(f"{case.name}: t = {state.time:.4f} after {state.step} steps; fields in {path}")
     return path
