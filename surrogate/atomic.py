@@ -3,7 +3,8 @@
 Every writer of a small file that a later run reads (checkpoints, model weights, manifests)
 goes through :func:`atomic_write`: the data goes to ``path + suffix``, is flushed to disk and
 renamed over ``path``; on any failure the temporary file is removed, so no half-written file
-that looks complete is left behind. :func:`save_torch` adds a clear message for the failed
+that looks complete is left behind. Files written by a library that opens them itself (netCDF,
+HDF5) are written under a temporary name and then :func:`publish`-ed. :func:`save_torch` adds a clear message for the failed
 writes that torch reports as ``RuntimeError`` (a full disk).
 """
 
@@ -17,7 +18,7 @@ from typing import IO, Any, Iterator
 
 import torch
 
-__all__ = ["atomic_write", "fsync_dir", "save_torch"]
+__all__ = ["atomic_write", "fsync_dir", "publish", "save_torch"]
 
 
 @contextmanager
@@ -48,6 +49,16 @@ def save_torch(obj: Any, path: str | PathLike[str]) -> Path:
         if "write" not in str(exc).lower():
             raise
         raise OSError(f"cannot write {path} (is the disk full?): {str(exc).splitlines()[0]}") from None
+    return path
+
+
+def publish(written: str | PathLike[str], path: str | PathLike[str]) -> Path:
+    """Flush the finished file ``written`` to disk and rename it to ``path`` (then flush the folder)."""
+    written, path = Path(written), Path(path)
+    with open(written, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(written, path)
+    fsync_dir(path.parent)
     return path
 
 

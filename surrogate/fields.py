@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
 from os import PathLike
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,7 +31,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from .atomic import fsync_dir
+from .atomic import publish
 from .grid import ChannelGrid
 
 __all__ = [
@@ -522,13 +521,10 @@ def write_fields(ds: xr.Dataset, path: str | PathLike[str]) -> Path:
     partial.unlink(missing_ok=True)
     try:
         ds.to_netcdf(partial, format="NETCDF4", engine="netcdf4")
-        _fsync_file(partial)
-        os.replace(partial, path)
+        return publish(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
-    return path
 
 
 def _partial_path(path: Path) -> Path:
@@ -540,12 +536,6 @@ def _final_path(path: Path) -> Path:
     """``path`` without a trailing ``.partial`` suffix."""
     name = path.name
     return path.with_name(name[: -len(PARTIAL_SUFFIX)]) if name.endswith(PARTIAL_SUFFIX) else path
-
-
-def _fsync_file(path: Path) -> None:
-    """Flush a written file's data to disk."""
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 # ====================================================================== streaming writer
@@ -773,11 +763,7 @@ class FieldWriter:
             nc.setncattr("complete", 1)
         finally:
             nc.close()
-        partial = self.partial_path
-        _fsync_file(partial)
-        os.replace(partial, self._path)
-        fsync_dir(self._path.parent)
-        return self._path
+        return publish(self.partial_path, self._path)
 
     close = finalize
 
@@ -866,12 +852,10 @@ def _copy_prefix(src: netCDF4.Dataset, partial: Path, keep: int) -> None:
                 else:
                     dst.variables[name][...] = var[...]
             dst.setncattr("complete", 0)
-        _fsync_file(tmp)
-        os.replace(tmp, partial)
+        publish(tmp, partial)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(partial.parent)
 
 
 def _copy_structure(src: netCDF4.Dataset, dst: netCDF4.Dataset) -> None:

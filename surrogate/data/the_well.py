@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, Union, overload
@@ -71,6 +70,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import brentq
 
+from ..atomic import publish
 from ..fields import PARTIAL_SUFFIX, FieldError, check_fields, make_fields, open_fields
 from ..grid import ChannelGrid
 
@@ -156,13 +156,10 @@ def export_the_well(
     try:
         with h5py.File(partial, "w") as file:
             _write_file(file, sources, dataset_name)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        return publish(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return path
 
 
 class _Reference:
