@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``surrogate`` console script; returns the exit status."""
     from .solver.channel import SolverDivergedError
     from .data import DatasetFolderError, ManifestError, WindowError
-    from .solver.simulation import RunFolderError
+    from .run_folder import RunFolderError
     from .closure_training import ClosureTrainingError
     from .training import TrainingError
     from .evaluation import ValidationError

@@ -39,6 +39,7 @@ from .atomic import save_torch
 from .closure_case import ClosureCase
 from .config import ConfigError, dump_config
 from .losses import field_error, statistics_error
+from .run_folder import require_checkpoint, start_fresh
 from .solver.channel import ChannelSolver, ChannelState
 from .solver.neural_sgs import NeuralEddyViscosity
 
@@ -240,8 +241,7 @@ def train_closure(
 
     epoch, best, rows = 0, math.inf, []
     if resume:
-        if not paths["checkpoint.pt"].exists():
-            raise ClosureTrainingError(f"{paths['checkpoint.pt']} does not exist: nothing to resume (start without --resume)")
+        require_checkpoint(paths["checkpoint.pt"], ClosureTrainingError)
         try:
             saved = torch.load(paths["checkpoint.pt"], map_location="cpu", weights_only=True)
             closure.network.load_state_dict(saved["network"])
@@ -253,14 +253,7 @@ def train_closure(
         rows = _read_metrics(paths["metrics.csv"], epoch)
         log.info(f"{case.name}: resuming after epoch {epoch}")
     else:
-        existing = [p for p in paths.values() if p.exists()]
-        if existing and not overwrite:
-            raise ClosureTrainingError(
-                f"{folder} already holds a closure run ({', '.join(p.name for p in existing)}); "
-                "continue it with --resume or start over with --overwrite"
-            )
-        for stale in existing:
-            stale.unlink()
+        start_fresh(folder, paths.values(), overwrite=overwrite, what="a closure run", error=ClosureTrainingError)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(case), sort_keys=False))
     no_model = _mean_loss(solvers["none"], test, dt, case)

@@ -51,6 +51,7 @@ from .data import Normalization, WindowDataset
 from .losses import divergence_error, field_error, profile_error, relative_l2, spectral_error, statistics_error
 from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
+from .run_folder import require_checkpoint, start_fresh
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
 from .train_case import TrainCase
 
@@ -349,9 +350,7 @@ class _Run:
             )
 
     def restore(self) -> None:
-        path = self.folder / "checkpoint.pt"
-        if not path.exists():
-            raise TrainingError(f"{path} does not exist: nothing to resume (start the run without --resume)")
+        path = require_checkpoint(self.folder / "checkpoint.pt", TrainingError)
         try:
             model, checkpoint = load_model(path, map_location=self.device)
         except ValueError as exc:
@@ -374,14 +373,8 @@ class _Run:
             self.restore()
             log.info(f"{self.case.name}: resuming after epoch {self.epoch}")
         elif self.rank == 0:
-            existing = [p for p in (folder / "checkpoint.pt", folder / "best.pt", metrics) if p.exists()]
-            if existing and not overwrite:
-                raise TrainingError(
-                    f"{folder} already holds a training run ({', '.join(p.name for p in existing)}); "
-                    "continue it with --resume or start over with --overwrite"
-                )
-            for stale in existing:
-                stale.unlink()
+            start_fresh(folder, [folder / "checkpoint.pt", folder / "best.pt", metrics], overwrite=overwrite,
+                        what="a training run", error=TrainingError)
         if self.rank == 0:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(self.case), sort_keys=False))

@@ -31,6 +31,7 @@ from ..config import CaseConfig, ConfigError, config_hash, dump_config, load_cas
 from ..fields import FieldWriter, open_fields
 from ..grid import ChannelGrid
 from ..references import FIELD_REFERENCES, field_reference_path
+from ..run_folder import RunFolderError, start_fresh
 from .channel import ChannelSolver, ChannelState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .sgs import EddyViscosityModel, build_sgs_model
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 __all__ = ["build_sgs", "build_solver", "initial_state", "run_case", "RunFolderError"]
 
 DIAGNOSTIC_COLUMNS = ("time", "step", "bulk_velocity", "pressure_gradient", "re_tau_wall", "max_divergence", "wall_seconds")
-
-
-class RunFolderError(RuntimeError):
-    """The run folder holds something that does not fit the requested start or resume."""
 
 
 def build_sgs(case: CaseConfig) -> EddyViscosityModel | None:
@@ -207,15 +204,10 @@ def run_case(
         writer = FieldWriter.resume(fields_path, state.time)
         log.info(f"resuming {case.name} from t = {state.time:.4f} (step {state.step})")
     else:
-        existing = [p for p in (checkpoint_path, fields_path, Path(str(fields_path) + ".partial")) if p.exists()]
-        if existing and not overwrite:
-            way_on = "continue it with --resume, " if checkpoint_path.exists() else "it has no checkpoint to resume from; "
-            raise RunFolderError(
-                f"{folder} already holds a run ({', '.join(p.name for p in existing)}); "
-                f"{way_on}start over with --overwrite, or set run.output"
-            )
-        for stale in existing:
-            stale.unlink()
+        start_fresh(
+            folder, [checkpoint_path, fields_path, Path(str(fields_path) + ".partial")], overwrite=overwrite,
+            checkpoint=checkpoint_path, hint=", or set run.output",
+        )
         state = initial_state(case, solver)
         _require_a_snapshot_after_the_start(case, state.time)
         folder.mkdir(parents=True, exist_ok=True)
