@@ -6,7 +6,7 @@ amplitude grows as exp(alpha c_i t) with t in h / U_c.
 
 from __future__ import annotations
 
-from surrogate.solver.verification import tollmien_schlichting_growth
+from surrogate.solver.tollmien_schlichting import tollmien_schlichting_growth
 
 ORSZAG_GROWTH_RATE = 1.0 * 0.00223497
 

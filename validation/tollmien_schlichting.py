@@ -3,7 +3,7 @@
 Run: ``python validation/tollmien_schlichting.py`` — prints one row per grid.
 """
 
-from surrogate.solver.verification import tollmien_schlichting_growth
+from surrogate.solver.tollmien_schlichting import tollmien_schlichting_growth
 
 GRIDS = [(32, 64), (64, 128), (32, 256), (64, 256), (128, 256)]
 

@@ -1,4 +1,4 @@
-"""Verification problems with known answers, run with the channel solver.
+"""The Tollmien–Schlichting wave of plane Poiseuille flow run with the channel solver (a problem with a known answer).
 
 :func:`tollmien_schlichting_growth` measures the growth rate of the Tollmien–Schlichting wave of
 plane Poiseuille flow and compares it with the Orr–Sommerfeld eigenvalue.
