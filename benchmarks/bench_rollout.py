@@ -27,7 +27,7 @@ from surrogate.config import load_case
 from surrogate.fields import open_fields
 from surrogate.pretrained import load_pretrained
 from surrogate.rollout import Predictions, rollout
-from surrogate.solver.simulation import build_solver
+from surrogate.simulation import build_solver
 from timing import synchronize
 
 ROOT = Path(__file__).resolve().parents[1]

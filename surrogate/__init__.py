@@ -22,7 +22,7 @@ from .fields import FieldError, FieldWriter, check_fields, make_fields, open_fie
 from .grid import ChannelGrid
 from .pretrained import load_pretrained, pretrained, pretrained_models, rollout_pretrained
 from .solver.channel import ChannelSolver, ChannelState, SolverDivergedError
-from .solver.simulation import run_case
+from .simulation import run_case
 from .evaluation import validate
 
 __all__ = [

@@ -235,7 +235,7 @@ def _make_dataset(args: argparse.Namespace) -> int:
 
 
 def _run_simulation(args: argparse.Namespace) -> int:
-    from .solver.simulation import run_case
+    from .simulation import run_case
 
     case = load_case(args.case, args.overrides)
     if args.command == "dns" and case.sgs is not None:

@@ -6,7 +6,7 @@ The stages of a study case (:mod:`surrogate.study_case`), in order:
     The filtered-DNS dataset: its DNS runs and the filtering (:func:`surrogate.data.generate_dataset`),
     or an existing dataset folder.
 ``les/<model>``
-    One LES per subgrid model on the dataset's coarse grid and box (:func:`surrogate.solver.simulation.run_case`).
+    One LES per subgrid model on the dataset's coarse grid and box (:func:`surrogate.simulation.run_case`).
 ``train/<label>``, ``rollout/<label>``
     Each surrogate trained on the dataset (:func:`surrogate.training.train`) and rolled out from
     the first window of the rollout split (:func:`surrogate.rollout.rollout_case`).
@@ -220,7 +220,7 @@ class _Study:
     def les(self, dataset_folder: Path) -> dict[str, Path]:
         """The LES stages; returns model -> run folder."""
         from .data.manifest import read_manifest
-        from .solver.simulation import run_case
+        from .simulation import run_case
 
         if self.case.les is None:
             return {}

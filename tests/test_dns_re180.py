@@ -14,7 +14,7 @@ import pytest
 
 from surrogate.config import load_case
 from surrogate.fields import open_fields
-from surrogate.solver.simulation import run_case
+from surrogate.simulation import run_case
 from surrogate.evaluation import compare_with_mkm
 
 CASE = Path(__file__).resolve().parents[1] / "cases" / "dns_re180.yaml"

@@ -13,7 +13,7 @@ import pytest
 
 from surrogate.config import load_case
 from surrogate.fields import open_fields
-from surrogate.solver.simulation import run_case
+from surrogate.simulation import run_case
 from surrogate.evaluation import compare_with_mkm
 
 CASES = Path(__file__).resolve().parents[1] / "cases"

@@ -162,7 +162,7 @@ def _prepare_folder(folder: Path, case: DatasetCase, digest: str, overwrite: boo
 
 def _source_fields(case: DatasetCase, index: int, folder: Path, progress: bool) -> Path:
     """The finished DNS field file of trajectory ``index``, running (or resuming) the DNS if needed."""
-    from ..solver.simulation import run_case
+    from ..simulation import run_case
 
     if case.source.fields:
         path = Path(case.source.fields[index])

@@ -27,14 +27,14 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from ..config import CaseConfig, ConfigError, config_hash, dump_config, load_case
-from ..fields import FieldWriter, open_fields
-from ..grid import ChannelGrid
-from ..references import FIELD_REFERENCES, field_reference_path
-from ..run_folder import RunFolderError, start_fresh
-from .channel import ChannelSolver, ChannelState
-from .checkpoint import load_checkpoint, save_checkpoint
-from .sgs import EddyViscosityModel, build_sgs_model
+from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case
+from .fields import FieldWriter, open_fields
+from .grid import ChannelGrid
+from .references import FIELD_REFERENCES, field_reference_path
+from .run_folder import RunFolderError, start_fresh
+from .solver.channel import ChannelSolver, ChannelState
+from .solver.checkpoint import load_checkpoint, save_checkpoint
+from .solver.sgs import EddyViscosityModel, build_sgs_model
 
 log = logging.getLogger(__name__)
 
