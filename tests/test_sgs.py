@@ -397,7 +397,7 @@ def test_dynamic_coefficient_has_the_hand_computed_value_for_grid_scale_modes(ra
     ops = _ops(grid)
     params = dict(mean=3.0, eps=1.2, beta=0.7, delta=0.9)
     u, v, w = _nyquist_field(grid, **params)
-    model = DynamicSmagorinsky(test_filter_ratio=ratio, clip=False)
+    model = DynamicSmagorinsky(alpha_squared=ratio ** (4 / 3), clip=False)
     nu_t = model.eddy_viscosity(ops, u, v, w, 1e-3)
     expected = _nyquist_coefficient(grid, ratio=ratio, **params)
     assert np.all(np.isfinite(expected)) and np.abs(expected).max() > 1e-3
@@ -409,6 +409,18 @@ def test_dynamic_coefficient_has_the_hand_computed_value_for_grid_scale_modes(ra
     magnitude = torch.sqrt(2 * (s * s).sum(dim=(0, 1)))
     expected_nu_t = _t(expected).view(1, -1, 1) * filter_width(ops) ** 2 * magnitude
     torch.testing.assert_close(nu_t, expected_nu_t, rtol=1e-10, atol=1e-14)
+
+
+def test_the_3d_test_filter_keeps_linear_rows_removes_the_row_nyquist_mode_and_spares_the_walls():
+    from surrogate.solver.sgs import _test_filter_xyz, _test_filter_xz
+
+    rows = torch.arange(7, dtype=torch.float64).view(1, -1, 1).expand(4, 7, 6)
+    torch.testing.assert_close(_test_filter_xyz(rows.clone()), rows)  # linear in j: unchanged (walls too)
+    sign = ((-1.0) ** torch.arange(7, dtype=torch.float64)).view(1, -1, 1).expand(4, 7, 6)
+    assert float(_test_filter_xyz(sign.clone())[:, 1:-1].abs().max()) < 1e-12  # the row-to-row Nyquist mode goes
+    torch.manual_seed(0)
+    field = torch.randn(4, 7, 6, dtype=torch.float64)
+    torch.testing.assert_close(_test_filter_xyz(field.clone())[:, [0, -1]], _test_filter_xz(field.clone())[:, [0, -1]])
 
 
 def test_dynamic_coefficient_vanishes_without_resolved_small_scales():
@@ -515,7 +527,7 @@ def test_build_sgs_model_builds_every_registered_model_and_round_trips_describe(
         "neural": build_sgs_model("neural", hidden=8, layers=1, cs=0.2),
         "smagorinsky": build_sgs_model("smagorinsky", cs=0.12, a_plus=26.0, van_driest=False),
         "wale": build_sgs_model("WALE", cw=0.5),
-        "dynamic_smagorinsky": build_sgs_model("dynamic-smagorinsky", test_filter_ratio=math.sqrt(6), clip=False),
+        "dynamic_smagorinsky": build_sgs_model("dynamic-smagorinsky", alpha_squared=6 ** (2 / 3), clip=False, test_filter="xyz"),
     }
     assert isinstance(built["smagorinsky"], Smagorinsky) and built["smagorinsky"].cs == 0.12
     assert isinstance(built["wale"], WALE) and built["wale"].cw == 0.5
@@ -526,7 +538,7 @@ def test_build_sgs_model_builds_every_registered_model_and_round_trips_describe(
         assert record["name"] == name
         again = build_sgs_model(**record)
         assert type(again) is type(model) and again.describe() == record
-    assert DynamicSmagorinsky().alpha_squared == pytest.approx(2.0 ** (4 / 3))
+    assert DynamicSmagorinsky().alpha_squared == 4.0 and DynamicSmagorinsky().test_filter == "xz"  # Germano et al. (1991)
 
 
 def test_build_sgs_model_rejects_unknown_names_and_parameters():
@@ -542,7 +554,9 @@ def test_build_sgs_model_rejects_unknown_names_and_parameters():
         build_sgs_model("wale", cs=0.1)
     with pytest.raises(ValueError, match="cs"):
         build_sgs_model("smagorinsky", cs=-0.1)
-    with pytest.raises(ValueError, match="test_filter_ratio"):
-        build_sgs_model("dynamic_smagorinsky", test_filter_ratio=1.0)
+    with pytest.raises(ValueError, match="alpha_squared must exceed 1"):
+        build_sgs_model("dynamic_smagorinsky", alpha_squared=1.0)
+    with pytest.raises(ValueError, match=r"test_filter must be one of \['xyz', 'xz'\], got 'y'"):
+        build_sgs_model("dynamic_smagorinsky", test_filter="y")
     with pytest.raises(ValueError, match="cw"):
         WALE(cw=float("nan"))

@@ -178,9 +178,10 @@ class StaggeredOperators:
         differences are exact: diagonal components at cell centres, ``S_xy`` on the
         (x-face, y-face) edges including the walls (``du/dy`` from the wall value 0 there),
         ``S_xz`` on (x-face, z-face) edges and ``S_yz`` on (y-face, z-face) edges. ``nu_t`` is
-        averaged from the centres to each edge; on wall edges it takes the adjacent cell's
-        value. With a uniform ``nu_t`` and a discretely divergence-free velocity the result
-        equals ``nu_t`` times the discrete Laplacian the solver uses for molecular diffusion.
+        averaged from the centres to each edge and zero on the wall edges, so the wall shear stress
+        is the molecular one alone. With a uniform ``nu_t`` and a discretely divergence-free
+        velocity the result equals ``nu_t`` times the discrete Laplacian the solver uses for
+        molecular diffusion, less the wall flux in the wall rows of ``u`` and ``w``.
 
         Parameters
         ----------
@@ -198,8 +199,9 @@ class StaggeredOperators:
         s_yz = 0.5 * (self.ddy_at_faces(w) + (_east(v, 2) - v) / dz)  # (i, j_f, k+1/2)
         s_xz = 0.5 * ((_east(u, 2) - u) / dz + (_east(w, 0) - w) / dx)  # (i+1/2, j, k+1/2)
 
-        # eddy viscosity on the edges (wall edges take the adjacent cell's value)
-        nu_faces = torch.cat([nu_t[:, :1], self.y_average(nu_t), nu_t[:, -1:]], dim=1)
+        # eddy viscosity on the edges; zero on the wall edges (nu_t vanishes at a no-slip wall)
+        wall = torch.zeros_like(nu_t[:, :1])
+        nu_faces = torch.cat([wall, self.y_average(nu_t), wall], dim=1)
         nu_xy = 0.5 * (nu_faces + _east(nu_faces, 0))
         nu_yz = 0.5 * (nu_faces + _east(nu_faces, 2))
         nu_xz = 0.25 * (nu_t + _east(nu_t, 0) + _east(nu_t, 2) + _east(_east(nu_t, 0), 2))

@@ -269,6 +269,15 @@ def _test_filter_xz(a: torch.Tensor) -> torch.Tensor:
     return a
 
 
+def _test_filter_xyz(a: torch.Tensor) -> torch.Tensor:
+    """:func:`_test_filter_xz`, then weights ``1/4, 1/2, 1/4`` along ``y`` over the cell rows
+    (in index space); the two wall rows are left unfiltered in ``y``."""
+    a = _test_filter_xz(a)
+    out = a.clone()
+    out[..., 1:-1, :] = 0.25 * (a[..., :-2, :] + a[..., 2:, :]) + 0.5 * a[..., 1:-1, :]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------------------------
@@ -539,13 +548,17 @@ class DynamicSmagorinsky(EddyViscosityModel, name="dynamic_smagorinsky"):
       isotropic part of ``L`` drops out of the contraction, ``L_ij M^d_ij = L^d_ij M^d_ij``);
       ``C = 0`` where ``<M^d_ij M^d_ij> = 0`` (e.g. a quiescent plane).
 
-    Width ratio ``alpha``: the filter is taken as a box of width ``r dx`` in ``x`` and ``r dz``
-    in ``z`` (``r = test_filter_ratio``; ``r = 2`` is the trapezoidal-rule view of the
-    ``1/4, 1/2, 1/4`` weights, ``r = sqrt(6)`` matches their second moment) and of width 1 in
-    ``y``. Measuring the widths like ``Delta`` (cube root of the filter volume), the test-filter
-    width is ``(r dx * dy * r dz)^(1/3) = r^(2/3) Delta``, hence ``alpha = r^(2/3)`` and
-    ``alpha^2 = r^(4/3)`` (2.52 for ``r = 2``). The filter weights themselves do not depend on
-    ``r``.
+    Width ratio ``alpha`` of the test filter to the grid filter, given as ``alpha_squared``: the
+    default 4 is Germano et al.'s (1991) ratio 2 (also the 3-D test filter of channel LES codes such
+    as CaLES). Taking the ``1/4, 1/2, 1/4`` weights as a box of width ``r`` cells in each filtered
+    direction and widths as the cube root of the filter volume gives ``alpha^2 = r^(4/3)`` for the
+    x-z filter (2.52 for ``r = 2``, 3.30 for ``r = sqrt(6)``, the width with the weights' second
+    moment) and ``alpha^2 = r^2`` for the 3-D one; the model's sensitivity to this choice is
+    recorded in ``validation/README.md``. The filter weights do not depend on ``alpha``.
+
+    ``test_filter``: ``"xz"`` (above) or ``"xyz"``, which also applies the ``1/4, 1/2, 1/4``
+    weights along ``y`` over the cell rows (in index space, the wall rows unfiltered in ``y``);
+    ``~S_ij`` is then the filtered strain rate rather than that of the filtered velocity.
 
     Clipping: the model contract is ``nu_t >= 0``. With ``clip=True`` negative plane
     coefficients are set to zero, i.e. ``nu_t = max(C, 0) Delta^2 |S| >= 0`` (stricter than the
@@ -558,30 +571,29 @@ class DynamicSmagorinsky(EddyViscosityModel, name="dynamic_smagorinsky"):
 
     Parameters
     ----------
-    test_filter_ratio
-        Nominal width ratio ``r > 1`` of the test filter to the grid in each of ``x`` and ``z``.
+    alpha_squared
+        Squared width ratio ``alpha^2 > 1`` of the test filter to the grid filter.
     clip
         Clip the coefficient to ``C >= 0`` (``nu_t >= 0``).
+    test_filter
+        ``"xz"`` (the homogeneous directions) or ``"xyz"``.
     """
 
+    TEST_FILTERS = {"xz": _test_filter_xz, "xyz": _test_filter_xyz}
 
-    def __init__(self, test_filter_ratio: float = 2.0, clip: bool = True) -> None:
-        ratio = _positive_constant("DynamicSmagorinsky", "test_filter_ratio", test_filter_ratio)
-        if ratio <= 1.0:
-            raise ValueError(f"DynamicSmagorinsky.test_filter_ratio must exceed 1, got {test_filter_ratio!r}")
-        self.test_filter_ratio = ratio
-        self.clip = bool(clip)
+    def __init__(self, alpha_squared: float = 4.0, clip: bool = True, test_filter: str = "xz") -> None:
+        value = _positive_constant("DynamicSmagorinsky", "alpha_squared", alpha_squared)
+        if value <= 1.0:
+            raise ValueError(f"DynamicSmagorinsky.alpha_squared must exceed 1 (a wider test filter), got {alpha_squared!r}")
+        if test_filter not in self.TEST_FILTERS:
+            raise ValueError(f"DynamicSmagorinsky.test_filter must be one of {sorted(self.TEST_FILTERS)}, got {test_filter!r}")
+        self.alpha_squared, self.clip, self.test_filter = value, bool(clip), test_filter
         self.last_coefficient: torch.Tensor | None = None
         self.last_unclipped_coefficient: torch.Tensor | None = None
 
-    @property
-    def alpha_squared(self) -> float:
-        """Squared width ratio ``alpha^2 = r^(4/3)`` of test filter to grid filter."""
-        return self.test_filter_ratio ** (4.0 / 3.0)
-
     def parameters(self) -> dict[str, Any]:
-        """``{"test_filter_ratio", "clip"}``."""
-        return {"test_filter_ratio": self.test_filter_ratio, "clip": self.clip}
+        """``{"alpha_squared", "clip", "test_filter"}``."""
+        return {"alpha_squared": self.alpha_squared, "clip": self.clip, "test_filter": self.test_filter}
 
     def coefficient(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
@@ -599,20 +611,21 @@ class DynamicSmagorinsky(EddyViscosityModel, name="dynamic_smagorinsky"):
         s = _strain_components(_velocity_gradient_components(ops, u, v, w))
         magnitude = _magnitude(s)
 
+        test = self.TEST_FILTERS[self.test_filter]
         centres = ops.to_centres(u, v, w)
-        centres_f = [_test_filter_xz(c) for c in centres]
+        centres_f = [test(c) for c in centres]
         # L_ij (its isotropic part drops out: L_ij M^d_ij = L^d_ij M^d_ij)
         leonard = [
-            _test_filter_xz(centres[i] * centres[j]).addcmul_(centres_f[i], centres_f[j], value=-1.0)
+            test(centres[i] * centres[j]).addcmul_(centres_f[i], centres_f[j], value=-1.0)
             for i, j in _SYM_PAIRS
         ]
 
-        s_f = [_test_filter_xz(component) for component in s]
+        s_f = [test(component) for component in s]
         magnitude_f = _magnitude(s_f)
         factor, alpha_squared = 2.0 * delta**2, self.alpha_squared
         model = _deviatoric_symmetric(
             [
-                _test_filter_xz(magnitude * s_k).addcmul_(magnitude_f, s_f_k, value=-alpha_squared).mul_(factor)
+                test(magnitude * s_k).addcmul_(magnitude_f, s_f_k, value=-alpha_squared).mul_(factor)
                 for s_k, s_f_k in zip(s, s_f)
             ]
         )
