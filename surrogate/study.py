@@ -50,7 +50,7 @@ from .train_case import TrainCase
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST_NAME", "energy_ratio", "read_study_manifest", "run_study", "solver_cost", "write_summary"]
+__all__ = ["MANIFEST_NAME", "energy_ratio", "forcing_re_tau", "read_study_manifest", "run_study", "solver_cost", "write_summary"]
 
 MANIFEST_NAME = "study.yaml"
 
@@ -94,6 +94,21 @@ def solver_cost(diagnostics: Path) -> float:
         rows = [(float(r["time"]), float(r["wall_seconds"])) for r in csv.DictReader(handle)]
     rates = [(w1 - w0) / (t1 - t0) for (t0, w0), (t1, w1) in zip(rows[1:], rows[2:]) if t1 > t0 and w1 >= w0]
     return float(np.median(rates)) if rates else float("nan")
+
+
+def forcing_re_tau(diagnostics: Path, re_tau: float, t_start: float = 0.0) -> float:
+    """Re_tau that the mean driving force of a DNS/LES run balances, from its ``diagnostics.csv``.
+
+    In a statistically steady channel the mean pressure gradient balances the wall shear,
+    ``-dP/dx h = u_tau^2``; with ``-dP/dx`` in the nominal ``u_tau^2 / h`` (the column
+    ``pressure_gradient``), averaged over the rows at ``time >= t_start``, this is
+    ``re_tau * sqrt(<-dP/dx>)``. Against the Re_tau of the mean wall gradient it checks that the
+    run's wall shear is resolved (they differ when it is not, or when the run is not steady).
+    """
+    with open(diagnostics, newline="") as handle:
+        gradients = [float(r["pressure_gradient"]) for r in csv.DictReader(handle) if float(r["time"]) >= t_start]
+    mean = float(np.mean(gradients)) if gradients else float("nan")
+    return re_tau * math.sqrt(mean) if mean >= 0 else float("nan")
 
 
 class _Study:
@@ -299,7 +314,8 @@ class _Study:
         def work(fresh: bool) -> dict[str, Any]:
             tables = [self._evaluate(reference, dataset_folder, les, rollouts) for reference in settings.references]
             summary = write_summary(
-                self.folder, self.manifest, tables[0], settings.references[0], settings.speed_baseline, list(self.keys)
+                self.folder, self.manifest, tables[0], settings.references[0], settings.speed_baseline, list(self.keys),
+                les_stats_start=self.case.les.stats_start if self.case.les is not None else 0.0,
             )
             return {"summary": str(summary), "reports": [str(self.folder / "report" / _slug(r)) for r in settings.references]}
 
@@ -386,6 +402,7 @@ def write_summary(
     reference: str,
     speed_baseline: str,
     stage_names: list[str],
+    les_stats_start: float = 0.0,
 ) -> Path:
     """Write ``summary.md`` and ``summary.csv``: per method its stability, statistics errors and cost.
 
@@ -412,9 +429,14 @@ def write_summary(
         nan = float("nan")
         row: dict[str, Any] = {
             "method": label, "kind": "data", "stable": "", "imposed": "", "one_step_l2": nan, "energy_ratio": nan, "cost": nan,
+            "re_tau_forcing": nan,
         }
         if label.startswith("LES "):
             row.update(kind="LES", stable="yes", cost=les_cost(label[4:]))
+            folder_of_run = Path(stages[f"les/{label[4:]}"]["path"])
+            with open_fields(folder_of_run / "fields.nc") as ds:
+                nominal = float(ds.attrs["re_tau"])
+            row["re_tau_forcing"] = forcing_re_tau(folder_of_run / "diagnostics.csv", nominal, les_stats_start)
         elif f"rollout/{label}" in stages:
             record, fit = stages[f"rollout/{label}"], stages[f"train/{label}"]
             status = record["rollout_status"]
@@ -433,7 +455,8 @@ def write_summary(
         for name in SUMMARY_COLUMNS + ("rollout_error_last", "rollout_correlation_last"):
             row[name] = float(table[name].values[i]) if name in table else float("nan")
         rows.append(row)
-    columns = ["method", "kind", "stable", "imposed", "one_step_l2", "energy_ratio", *SUMMARY_COLUMNS, "cost", "speed_up"]
+    columns = ["method", "kind", "stable", "imposed", "one_step_l2", "energy_ratio", SUMMARY_COLUMNS[0], "re_tau_forcing",
+               *SUMMARY_COLUMNS[1:], "cost", "speed_up"]
     with open(folder / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*columns, "rollout_error_last", "rollout_correlation_last"])
         writer.writeheader()
@@ -448,7 +471,7 @@ def write_summary(
         "method": "method", "kind": "kind", "stable": "stable over the run", "imposed": "imposed in the rollout",
         "one_step_l2": "one-step test L2",
         "energy_ratio": "energy end/start",
-        "re_tau": "Re_tau", "re_tau_error": "Re_tau error", "U_max_abs": "max abs(dU+)", "U_l2": "L2 U+",
+        "re_tau": "Re_tau", "re_tau_forcing": "Re_tau from forcing", "re_tau_error": "Re_tau error", "U_max_abs": "max abs(dU+)", "U_l2": "L2 U+",
         "u_rms_l2": "L2 u_rms+", "v_rms_l2": "L2 v_rms+", "w_rms_l2": "L2 w_rms+", "uv_l2": "L2 uv+",
         "cost": "s per h/u_tau", "speed_up": f"x faster than LES {speed_baseline}",
     }
@@ -459,6 +482,7 @@ def write_summary(
         "LES statistics over t >= les.stats_start; surrogate statistics over their whole rollout. "
         "Energy end/start: fluctuation energy of a rollout's last state over its first (1: kept; 0: decayed). "
         "Imposed in the rollout: what the rollout set rather than the model predicted (surrogate.constraints). "
+        "Re_tau from the mean wall gradient; for an LES also from its mean driving force over the same window. "
         "Relative L2 deviations of the wall-unit profiles; cost in wall seconds per h/u_tau on this machine, "
         "steady (an LES's time steps; a surrogate's predictions after its first, which holds any compilation).",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import csv
 import os
 import shutil
@@ -98,6 +99,7 @@ def test_summary_has_each_method_with_its_statistics_and_cost(finished):
     assert float(rows["LES wale"]["speed_up"]) == pytest.approx(1.0)
     assert rows["fno"]["stable"] == "yes" and 0 < float(rows["fno"]["one_step_l2"]) < 10
     assert float(rows["fno"]["energy_ratio"]) > 0 and rows["LES wale"]["energy_ratio"] == "nan"
+    assert float(rows["LES wale"]["re_tau_forcing"]) > 0 and rows["fno"]["re_tau_forcing"] == "nan"
     summary = (folder / "summary.md").read_text()
     assert "| fno | surrogate | yes |" in summary and "x faster than LES wale" in summary
     for name in ("report.md", "report.html", "mean_velocity.png", "rollout.png"):
@@ -228,6 +230,16 @@ def test_redo_runs_the_named_stage_again_and_leaves_the_others(copy):
         run_study(load_study_case(TINY), redo=["les"], progress=False)
     redone = [m.split(":")[0] for m in messages if ": done in " in m]
     assert redone == ["les/none", "les/wale"]
+
+
+def test_forcing_re_tau_balances_the_mean_pressure_gradient_of_the_window(tmp_path):
+    from surrogate.study import forcing_re_tau
+
+    path = tmp_path / "diagnostics.csv"
+    rows = [(0.0, 0.0), (1.0, 3.0), (2.0, 0.81), (3.0, 0.64), (4.0, 1.0)]  # (time, -dP/dx in u_tau^2/h)
+    path.write_text("time,pressure_gradient\n" + "".join(f"{t},{g}\n" for t, g in rows))
+    assert forcing_re_tau(path, 180.0, t_start=2.0) == pytest.approx(180.0 * math.sqrt((0.81 + 0.64 + 1.0) / 3))
+    assert forcing_re_tau(path, 180.0, t_start=9.0) != forcing_re_tau(path, 180.0, t_start=9.0)  # no rows: NaN
 
 
 def test_solver_cost_ignores_start_up_and_the_restart_of_a_resumed_run(tmp_path):
