@@ -23,12 +23,14 @@ import math
 import time as wallclock
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from tqdm.auto import tqdm
 
 from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case
-from .fields import FieldWriter, open_fields
+from .fields import FieldWriter, grid_of, open_fields
+from .filtering import filter_to_grid
 from .grid import ChannelGrid
 from .references import FIELD_REFERENCES, field_reference_path
 from .run_folder import RunFolderError, start_fresh
@@ -70,14 +72,42 @@ def build_solver(case: CaseConfig) -> ChannelSolver:
 
 
 def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
-    """The initial state of a case (``initial.kind``: laminar, turbulent or a field file)."""
+    """The initial state of a case (``initial.kind``: laminar, turbulent or a field file).
+
+    A field file (its last snapshot) on another grid of the same box is coarse-grained onto the
+    case's grid (:func:`surrogate.filtering.filter_to_grid`: sharp Fourier cutoff in x and z,
+    conservative average in y) before the solver projects it onto divergence-free fields: an LES
+    starts from a developed DNS field so.
+    """
     init = case.initial
-    if init.kind == "file":
-        path = Path(init.path)
-        if not path.exists() and init.path.lower() in FIELD_REFERENCES:  # a shipped field, e.g. fdns180
-            path = field_reference_path(init.path)
-        return solver.from_dataset(open_fields(path))
-    return solver.initial_condition(init.kind, seed=init.seed, amplitude=init.amplitude)
+    if init.kind != "file":
+        return solver.initial_condition(init.kind, seed=init.seed, amplitude=init.amplitude)
+    path = Path(init.path)
+    if not path.exists() and init.path.lower() in FIELD_REFERENCES:  # a shipped field, e.g. fdns180
+        path = field_reference_path(init.path)
+    ds = open_fields(path)
+    if "time" in ds.dims:
+        ds = ds.isel(time=-1)
+    grid = grid_of(ds)
+    if _same_grid(grid, solver.grid):
+        return solver.from_dataset(ds)
+    try:
+        coarse = filter_to_grid(ds[["u", "v", "w"]].load(), solver.grid)
+    except ValueError as exc:
+        raise ConfigError(
+            f"initial.path {path} is on {grid.nx} x {grid.ny} x {grid.nz} cells over {grid.lx:.6g} x 2 x {grid.lz:.6g}, "
+            f"the case on {solver.grid.nx} x {solver.grid.ny} x {solver.grid.nz} over {solver.grid.lx:.6g} x 2 x "
+            f"{solver.grid.lz:.6g}: a field on another grid must cover the same box on at least as many cells ({exc})"
+        ) from None
+    log.info(f"{case.name}: initial field {path} filtered from {grid.nx} x {grid.ny} x {grid.nz} to the case's grid")
+    return solver.from_dataset(coarse)
+
+
+def _same_grid(a: ChannelGrid, b: ChannelGrid) -> bool:
+    """Whether two grids have the same cells (sizes, box and wall-normal faces)."""
+    return (a.nx, a.ny, a.nz) == (b.nx, b.ny, b.nz) and math.isclose(a.lx, b.lx) and math.isclose(a.lz, b.lz) and bool(
+        np.allclose(a.y_faces, b.y_faces, rtol=0, atol=1e-10)
+    )
 
 
 def _physics(case: CaseConfig) -> dict:

@@ -83,3 +83,32 @@ def test_an_les_starts_from_the_shipped_developed_field_in_any_folder(tmp_path, 
     learned = ["les", str(case), "run.t_end=60.1", "run.snapshot_interval=0.1", "name=learned", "--quiet"]
     assert main(learned) == 0  # the shipped closure neural-re180, found by name
     assert "neural-re180" in open_fields(tmp_path / "runs" / "learned" / "fields.nc").attrs["sgs_model"]
+
+
+def test_an_les_starts_from_a_finer_field_of_the_same_box_and_refuses_a_coarser_one(tmp_path, capsys):
+    from surrogate.filtering import filter_to_grid
+    from surrogate.grid import ChannelGrid
+    from surrogate.solver import ChannelSolver
+
+    fine_grid = ChannelGrid(16, 17, 16, lx=2.0, lz=1.0, stretching=1.8)
+    fine = ChannelSolver(fine_grid, 100.0, "constant_flow_rate")
+    developed = fine.to_dataset(fine.initial_condition("turbulent", seed=5, amplitude=0.4))
+    developed.to_netcdf(tmp_path / "developed.nc")
+    case = _case(tmp_path, "wale", "{}")
+    start = ["initial.kind=file", f"initial.path={tmp_path}/developed.nc", "run.t_end=0.01"]
+    assert main(["les", str(case), *start, f"run.output={tmp_path}/{{name}}", "--quiet"]) == 0
+    first = open_fields(tmp_path / "tiny_les" / "fields.nc").isel(time=0)
+    les = ChannelSolver(ChannelGrid(8, 9, 8, lx=2.0, lz=1.0, stretching=1.5), 100.0, "constant_flow_rate")
+    expected = les.to_dataset(les.from_dataset(filter_to_grid(developed, les.grid)))  # filtered, then projected
+    trip = les.to_dataset(les.initial_condition("turbulent", seed=1, amplitude=0.2))
+    for name in ("u", "v", "w"):
+        np.testing.assert_allclose(first[name].values, expected[name].values, rtol=0, atol=1e-5)
+        assert float(abs(first[name] - trip[name]).max()) > 0.1
+
+    coarse_grid = ChannelGrid(4, 5, 4, lx=2.0, lz=1.0, stretching=1.5)
+    coarse = ChannelSolver(coarse_grid, 100.0, "constant_flow_rate")
+    coarse.to_dataset(coarse.initial_condition("turbulent", seed=5)).to_netcdf(tmp_path / "coarse.nc")
+    start[1] = f"initial.path={tmp_path}/coarse.nc"
+    assert main(["les", str(case), *start, f"run.output={tmp_path}/{{name}}", "--overwrite", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"initial.path {tmp_path}/coarse.nc is on 4 x 5 x 4 cells" in err and "at least as many cells" in err
