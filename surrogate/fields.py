@@ -637,14 +637,21 @@ class FieldWriter:
         FileNotFoundError
             If neither ``<path>.partial`` nor ``path`` exists.
         FieldError
-            If the file was not written by a :class:`FieldWriter`.
+            If the file was not written by a :class:`FieldWriter` or cannot be read (truncated).
         """
         path = _final_path(Path(path))
         partial = _partial_path(path)
         source = partial if partial.exists() else path
         if not source.exists():
             raise FileNotFoundError(f"nothing to resume: neither {partial} nor {path} exists")
-        with netCDF4.Dataset(source, "r") as nc:
+        try:
+            handle = netCDF4.Dataset(source, "r")
+        except OSError as exc:  # truncated or overwritten: netCDF says "HDF error" or "Unknown file format"
+            raise FieldError(
+                f"{source} cannot be read ({exc.strerror or exc}): the field file of the interrupted run is damaged, "
+                "so it cannot be continued; start over with --overwrite"
+            ) from None
+        with handle as nc:
             nc.set_auto_mask(False)
             _check_writer_file(nc, source)
             times = np.asarray(nc.variables["time"][:], dtype=np.float64)

@@ -232,6 +232,15 @@ def test_resume_without_dropping_and_missing_file(tmp_path):
         FieldWriter.resume(tmp_path / "other.nc", 0.0)
 
 
+def test_a_truncated_partial_file_is_named_on_resume(tmp_path):
+    path = tmp_path / "run.nc"
+    _write_run(path, [0.0, 1.0], finalize=False)
+    partial = tmp_path / "run.nc.partial"
+    partial.write_bytes(partial.read_bytes()[:1500])
+    with pytest.raises(FieldError, match=r"run.nc.partial cannot be read .*damaged.*start over with --overwrite"):
+        FieldWriter.resume(path, 1.0)
+
+
 def test_crash_mid_snapshot_is_dropped_on_resume(tmp_path):
     netCDF4 = pytest.importorskip("netCDF4")
     path = tmp_path / "run.nc"
