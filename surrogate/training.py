@@ -51,7 +51,7 @@ from .losses import divergence_error, field_error, profile_error, relative_l2, s
 from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
-from .train_case import TrainCase
+from .config import TrainCase
 
 __all__ = [
     "TrainingError",
@@ -496,7 +496,7 @@ def train(
     Parameters
     ----------
     case
-        The training case (see :mod:`surrogate.train_case`).
+        The training case (see :mod:`surrogate.config.training`).
     resume
         Continue from the folder's ``checkpoint.pt`` (the same case; ``training.epochs`` may grow).
     overwrite

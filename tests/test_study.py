@@ -14,7 +14,7 @@ from surrogate.cli import main
 from surrogate.config import ConfigError
 from surrogate.data import load_dataset_case
 from surrogate.study import read_study_manifest, run_study
-from surrogate.study_case import load_study_case
+from surrogate.config import load_study_case
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
 

@@ -30,7 +30,7 @@ from surrogate.fields import open_fields
 from surrogate.rollout import rollout_case
 from surrogate.study import energy_ratio
 from surrogate.data import WindowDataset
-from surrogate.train_case import load_train_case
+from surrogate.config import load_train_case
 from surrogate.training import step_change
 from surrogate.validation import evaluate
 
