@@ -180,6 +180,7 @@ def test_cli_runs_a_study_case_file(copy, capsys):
         ({"surrogates": [TINY["surrogates"][0]] * 2}, "labels must be distinct"),
         ({"les": {"models": ["wale"], "parameters": {"smagorinsky": {"cs": 0.1}}}}, "not in models"),
         ({"rolout": {"steps": 3}}, "rolout"),
+        ({"surrogates": [{**TINY["surrogates"][0], "training": {"pushforward": 1}}]}, r"surrogates\[0\].*pushforward \(1\) must be less than data.n_target \(1\)"),
     ],
 )
 def test_bad_study_case_names_what_is_wrong(change, message):

@@ -149,7 +149,7 @@ def load_config(cls: type[T], source: str | PathLike[str] | Mapping[str, Any], o
     try:
         return cls.model_validate(mapping)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")  # unknown keys first
         raise ConfigError(_error_message(cls, mapping, errors[0], source_info)) from None
 
 

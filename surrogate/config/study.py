@@ -40,7 +40,7 @@ from pydantic import Field, model_validator
 
 from .base import ConfigModel, Float, Scalar, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
 from .simulation import resolve_sgs_weights
-from .training import DataConfig, ModelConfig, RolloutConfig, TrainingConfig
+from .training import DataConfig, ModelConfig, RolloutConfig, TrainingConfig, check_unrolled_steps
 
 __all__ = [
     "LESStageConfig", "StudyCase", "StudyDatasetConfig", "SurrogateConfig", "ValidationConfig",
@@ -109,8 +109,9 @@ class SurrogateConfig(ConfigModel):
 
     @model_validator(mode="after")
     def check(self) -> SurrogateConfig:
-        """A usable folder name."""
+        """A usable folder name; a step with gradient after the pushforward ones."""
         check_folder_name(self.label, "label")
+        check_unrolled_steps(self.data, self.training)
         return self
 
 

@@ -28,7 +28,9 @@ from .base import ConfigModel, Float, check_folder_name, check_output_template, 
 if TYPE_CHECKING:
     from ..constraints import ConstraintSettings
 
-__all__ = ["DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "load_train_case"]
+__all__ = [
+    "DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "check_unrolled_steps", "load_train_case",
+]
 
 
 class ModelConfig(ConfigModel):
@@ -207,15 +209,20 @@ class TrainCase(ConfigModel):
         """A usable name and output template; gradient steps left after the pushforward ones."""
         check_folder_name(self.name)
         check_output_template(self.output)
-        require(
-            self.training.pushforward < self.data.n_target,
-            f"training.pushforward ({self.training.pushforward}) must be less than data.n_target ({self.data.n_target})",
-        )
+        check_unrolled_steps(self.data, self.training)
         return self
 
     def output_dir(self) -> Path:
         """The run folder: ``output`` with ``{name}`` replaced."""
         return Path(self.output.format(name=self.name))
+
+
+def check_unrolled_steps(data: DataConfig, training: TrainingConfig) -> None:
+    """Require a step with gradient after the ``training.pushforward`` ones among ``data.n_target``."""
+    require(
+        training.pushforward < data.n_target,
+        f"training.pushforward ({training.pushforward}) must be less than data.n_target ({data.n_target})",
+    )
 
 
 def load_train_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> TrainCase:
