@@ -68,7 +68,7 @@ def main() -> None:
         for spec in args.constraints:
             settings = constraint_settings(spec)
             fields = dataclasses.asdict(settings)
-            rolled = dataclasses.replace(case, rollout=dataclasses.replace(case.rollout, steps=args.steps, **fields))
+            rolled = case.model_copy(update={"rollout": case.rollout.model_copy(update={"steps": args.steps, **fields})})
             label = f"{name} / {spec}"
             path = Path(folder) / f"rollout_{spec.replace('+', '_')}.nc"
             started = time.perf_counter()
