@@ -162,7 +162,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train_case import load_train_case
+    from .config import load_train_case
     from .training import train
 
     train(load_train_case(args.case, args.overrides), resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
@@ -170,7 +170,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_closure(args: argparse.Namespace) -> int:
-    from .closure_case import load_closure_case
+    from .config import load_closure_case
     from .closure_training import train_closure
 
     path = train_closure(load_closure_case(args.case, args.overrides), resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
@@ -180,7 +180,7 @@ def _train_closure(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace) -> int:
     from .rollout import rollout_case
-    from .train_case import load_train_case
+    from .config import load_train_case
 
     return _report_rollout(rollout_case(load_train_case(args.case, args.overrides), overwrite=args.overwrite, progress=not args.quiet))
 
@@ -217,7 +217,7 @@ def _pretrained(args: argparse.Namespace) -> int:
 
 def _run_study(args: argparse.Namespace) -> int:
     from .study import run_study
-    from .study_case import load_study_case
+    from .config import load_study_case
 
     summary = run_study(
         load_study_case(args.case, args.overrides), redo=args.redo, progress=not args.quiet, command=args.command_line

@@ -14,7 +14,7 @@ Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.l
 ``<u'v'>`` profiles), averaged over the snapshots.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
-dataset (:mod:`surrogate.closure_case`) and writes to the run folder: ``closure.pt`` (the epoch
+dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
 with the lowest test loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
 ``checkpoint.pt`` (the last epoch, to ``--resume`` from), ``metrics.csv`` (epoch 0: the untrained
 closure; the no-model LES's test loss in every row for comparison) and ``case.yaml``.
@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .atomic import save_torch
-from .closure_case import ClosureCase
+from .config import ClosureCase
 from .config import ConfigError, dump_config
 from .losses import field_error, statistics_error
 from .run_folder import require_checkpoint, start_fresh

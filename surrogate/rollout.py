@@ -37,7 +37,7 @@ from .data.normalization import Normalization
 from .fields import FieldWriter
 from .grid import ChannelGrid
 from .models import SurrogateModel
-from .train_case import TrainCase
+from .config import TrainCase
 
 __all__ = ["Predictions", "RolloutResult", "fluctuation_energy", "rollout", "rollout_case"]
 

@@ -16,7 +16,6 @@ same path as an uninterrupted run, so both give the same numbers.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import math
@@ -57,7 +56,7 @@ def build_sgs(case: CaseConfig) -> EddyViscosityModel | None:
 
 def build_solver(case: CaseConfig) -> ChannelSolver:
     """The :class:`ChannelSolver` described by a case."""
-    grid = ChannelGrid(**dataclasses.asdict(case.grid))
+    grid = ChannelGrid(**case.grid.model_dump())
     return ChannelSolver(
         grid,
         case.physics.re_tau,

@@ -1,6 +1,6 @@
 """``surrogate run CASE``: the whole study — data, LES baselines, surrogates, rollouts, report.
 
-The stages of a study case (:mod:`surrogate.study_case`), in order:
+The stages of a study case (:mod:`surrogate.config.study`), in order:
 
 ``dataset``
     The filtered-DNS dataset: its DNS runs and the filtering (:func:`surrogate.data.generate_dataset`),
@@ -29,7 +29,6 @@ last filtered snapshot).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime
 import hashlib
 import logging
@@ -45,8 +44,8 @@ import yaml
 
 from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case, read_yaml
 from .fields import open_fields
-from .study_case import StudyCase
-from .train_case import TrainCase
+from .config import StudyCase
+from .config import TrainCase
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +264,7 @@ class _Study:
             dataset=str(dataset_folder),
             model=item.model,
             data=item.data,
-            training=dataclasses.replace(item.training, device=self.case.device),
+            training=item.training.model_copy(update={"device": self.case.device}),
             rollout=self.case.rollout,
             output=str(self.folder / "surrogates" / item.label),
             description=f"surrogate {item.label} of study {self.case.name}",
@@ -517,7 +516,7 @@ def run_study(
     Parameters
     ----------
     case
-        The study (see :mod:`surrogate.study_case`).
+        The study (see :mod:`surrogate.config.study`).
     redo
         Stages to run again from scratch even if up to date: names (``report``, ``train/fno``)
         or a group (``les`` for every LES). Later stages reading them are not redone unless named.

@@ -53,7 +53,7 @@ from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 from .run_folder import require_checkpoint, start_fresh
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
-from .train_case import TrainCase
+from .config import TrainCase
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +491,7 @@ def train(
     Parameters
     ----------
     case
-        The training case (see :mod:`surrogate.train_case`).
+        The training case (see :mod:`surrogate.config.training`).
     resume
         Continue from the folder's ``checkpoint.pt`` (the same case; ``training.epochs`` may grow).
     overwrite

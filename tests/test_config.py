@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 from surrogate.config import (
     CaseConfig,
     ConfigError,
+    ConfigModel,
     RunConfig,
     SolverConfig,
     config_hash,
@@ -73,7 +73,7 @@ def test_mapping_source_and_dump_round_trip(tmp_path):
     assert again == case
     assert config_hash(again) == config_hash(case)
     assert len(config_hash(case)) == 12
-    other = dataclasses.replace(case, solver=SolverConfig(cfl=0.6))
+    other = case.model_copy(update={"solver": SolverConfig(cfl=0.6)})
     assert config_hash(other) != config_hash(case)
 
 
@@ -207,16 +207,14 @@ def test_file_errors(tmp_path):
         load_case(write_case(tmp_path, "- 1\n- 2\n", name="list.yaml"))
 
 
-@dataclasses.dataclass
-class _Inner:
-    widths: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+class _Inner(ConfigModel):
+    widths: list[int] = [1, 2]
     window: tuple[float, float] = (0.0, 1.0)
 
 
-@dataclasses.dataclass
-class _Outer:
+class _Outer(ConfigModel):
     inner: _Inner | None = None
-    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    tags: dict[str, str] = {}
 
 
 def test_generic_containers_and_optional_sections():
@@ -258,3 +256,12 @@ def test_a_device_this_machine_lacks_is_refused(tmp_path, device, message):
     path.write_text(VALID_CASE)
     with pytest.raises(ConfigError, match=rf"solver.device.*{message}"):
         load_case(path, [f"solver.device={device}"])
+
+
+def test_errors_are_one_line_without_validation_library_text(tmp_path):
+    for changes in ({"grid": {"nx": 16.5}}, {"solver": {"cfll": 1}}, {"run": {"steps": 3}}, {"sgs": {"parameters": {"cs": [1]}}}):
+        with pytest.raises(ConfigError) as info:
+            load_case(edited_case(tmp_path, **changes))
+        message = str(info.value)
+        assert "\n" not in message and "pydantic" not in message.lower() and "errors.pydantic.dev" not in message
+        assert info.value.__cause__ is None and info.value.__suppress_context__

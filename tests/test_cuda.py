@@ -83,7 +83,7 @@ def test_the_shipped_model_rolls_out_on_cuda_as_on_the_cpu(tmp_path) -> None:
 
 
 def test_training_on_cuda_lowers_the_loss(advected, tmp_path) -> None:
-    from surrogate.train_case import load_train_case
+    from surrogate.config import load_train_case
 
     case = load_train_case({
         "name": "tiny_cuda",

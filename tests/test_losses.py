@@ -61,7 +61,7 @@ def test_statistics_terms_weigh_each_profile():
 
 
 def test_statistics_terms_are_checked_in_the_case():
-    from surrogate.train_case import TrainingConfig
+    from surrogate.config import TrainingConfig
 
     with pytest.raises(ValueError, match=r"statistics_terms: unknown profile\(s\) \['ww'\]"):
         TrainingConfig(statistics_terms={"ww": 1.0}).validate()

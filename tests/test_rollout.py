@@ -15,7 +15,7 @@ from surrogate.fields import open_fields
 from surrogate.models import SurrogateModel
 from surrogate.projection import CentredProjection
 from surrogate.rollout import rollout, rollout_case
-from surrogate.train_case import load_train_case
+from surrogate.config import load_train_case
 from surrogate.training import train
 from conftest import SMALL_GRID
 

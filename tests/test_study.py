@@ -15,7 +15,7 @@ from surrogate.cli import main
 from surrogate.config import ConfigError
 from surrogate.data import load_dataset_case
 from surrogate.study import read_study_manifest, run_study
-from surrogate.study_case import load_study_case
+from surrogate.config import load_study_case
 from conftest import logged_messages
 
 CASES = Path(__file__).resolve().parents[1] / "cases"
@@ -187,6 +187,7 @@ def test_cli_runs_a_study_case_file(copy, capsys):
         ({"surrogates": [TINY["surrogates"][0]] * 2}, "labels must be distinct"),
         ({"les": {"models": ["wale"], "parameters": {"smagorinsky": {"cs": 0.1}}}}, "not in models"),
         ({"rolout": {"steps": 3}}, "rolout"),
+        ({"surrogates": [{**TINY["surrogates"][0], "training": {"pushforward": 1}}]}, r"surrogates\[0\].*pushforward \(1\) must be less than data.n_target \(1\)"),
     ],
 )
 def test_bad_study_case_names_what_is_wrong(change, message):

@@ -16,7 +16,7 @@ import yaml
 from surrogate.cli import main
 from surrogate.models import load_model
 from surrogate.projection import CentredProjection
-from surrogate.train_case import load_train_case
+from surrogate.config import load_train_case
 from surrogate.training import TrainingError, divergence_error, load_trained_model, relative_l2, spectral_error, train
 from conftest import SMALL_GRID
 

@@ -30,7 +30,7 @@ from surrogate.fields import open_fields
 from surrogate.rollout import rollout_case
 from surrogate.study import energy_ratio
 from surrogate.data import WindowDataset
-from surrogate.train_case import load_train_case
+from surrogate.config import load_train_case
 from surrogate.training import step_change
 from surrogate.evaluation import evaluate
 
@@ -68,7 +68,7 @@ def main() -> None:
         for spec in args.constraints:
             settings = constraint_settings(spec)
             fields = dataclasses.asdict(settings)
-            rolled = dataclasses.replace(case, rollout=dataclasses.replace(case.rollout, steps=args.steps, **fields))
+            rolled = case.model_copy(update={"rollout": case.rollout.model_copy(update={"steps": args.steps, **fields})})
             label = f"{name} / {spec}"
             path = Path(folder) / f"rollout_{spec.replace('+', '_')}.nc"
             started = time.perf_counter()

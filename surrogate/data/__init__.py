@@ -1,6 +1,6 @@
 """Filtered-DNS datasets for training surrogates.
 
-* :mod:`~surrogate.data.case` — dataset case files (``surrogate dataset CASE``);
+* :mod:`~surrogate.config.dataset` — dataset case files (``surrogate dataset CASE``);
 * :mod:`~surrogate.data.generate` — running or reading the DNS, filtering, writing the folder;
 * :mod:`~surrogate.data.manifest` — the folder's ``manifest.yaml``;
 * :mod:`~surrogate.data.normalization` — mean and standard deviation per variable and y-plane;
@@ -8,7 +8,7 @@
 * :mod:`~surrogate.data.the_well` — export and import in the HDF5 layout of the_well.
 """
 
-from .case import DatasetCase, load_dataset_case
+from ..config.dataset import DatasetCase, load_dataset_case
 from .generate import DatasetFolderError, generate_dataset, select_snapshots
 from .manifest import ManifestError, read_manifest
 from .normalization import Normalization, compute_normalization

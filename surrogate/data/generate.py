@@ -39,7 +39,7 @@ from ..config import ConfigError, config_hash, dump_config, load_case
 from ..fields import FieldError, FieldWriter, check_fields, open_fields, provenance_attrs
 from ..filtering import filter_to_grid
 from ..grid import ChannelGrid
-from .case import DatasetCase
+from ..config import DatasetCase
 from .manifest import MANIFEST_NAME, NORMALIZATION_NAME, write_manifest
 from .normalization import compute_normalization
 
@@ -66,7 +66,7 @@ def generate_dataset(
     Parameters
     ----------
     case
-        The dataset case (see :mod:`surrogate.data.case`).
+        The dataset case (see :mod:`surrogate.config.dataset`).
     overwrite
         Delete what the folder holds from an earlier dataset and start afresh.
     progress

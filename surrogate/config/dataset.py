@@ -22,18 +22,18 @@ Times are in h/u_tau, lengths in channel half-heights h. The coarse grid takes t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-from ..config import _check_placeholders, _require, load_config, resolve_path
+from pydantic import Field, model_validator
+
+from .base import ConfigModel, Float, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
 
 __all__ = ["CoarseGridConfig", "DatasetCase", "FilterConfig", "SourceConfig", "SplitConfig", "load_dataset_case"]
 
 
-@dataclass
-class SourceConfig:
+class SourceConfig(ConfigModel):
     """Where the DNS snapshots come from.
 
     Either ``case`` (a DNS case file, run ``trajectories`` times from initial seeds ``seed``,
@@ -43,23 +43,25 @@ class SourceConfig:
     """
 
     case: str | None = None
-    fields: list[str] = field(default_factory=list)
+    fields: list[str] = []
     trajectories: int = 1
     seed: int = 0
-    overrides: list[str] = field(default_factory=list)
-    t_start: float = 0.0
+    overrides: list[str] = []
+    t_start: Float = 0.0
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> SourceConfig:
         """Exactly one of ``case`` and ``fields``; counts and times in range."""
-        _require(
+        require(
             (self.case is None) != (not self.fields),
             "give exactly one of 'case' (a DNS case file to run) and 'fields' (existing DNS field files)",
         )
-        _require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
-        _require(not self.fields or self.trajectories == 1, "'trajectories' counts DNS runs of 'case'; with 'fields' each file is one")
-        _require(not self.fields or not self.overrides, "'overrides' apply to 'case'; they cannot change existing 'fields'")
-        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        _require(math.isfinite(self.t_start) and self.t_start >= 0, f"t_start must be >= 0 (h/u_tau), got {self.t_start}")
+        require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
+        require(not self.fields or self.trajectories == 1, "'trajectories' counts DNS runs of 'case'; with 'fields' each file is one")
+        require(not self.fields or not self.overrides, "'overrides' apply to 'case'; they cannot change existing 'fields'")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(math.isfinite(self.t_start) and self.t_start >= 0, f"t_start must be >= 0 (h/u_tau), got {self.t_start}")
+        return self
 
     @property
     def n_trajectories(self) -> int:
@@ -67,8 +69,7 @@ class SourceConfig:
         return len(self.fields) if self.fields else self.trajectories
 
 
-@dataclass
-class CoarseGridConfig:
+class CoarseGridConfig(ConfigModel):
     """The coarse (LES / surrogate) grid: cell counts and wall-normal stretching.
 
     ``lx`` and ``lz`` default to the DNS box; if given they must equal it.
@@ -77,28 +78,28 @@ class CoarseGridConfig:
     nx: int
     ny: int
     nz: int
-    stretching: float = 0.0
-    lx: float | None = None
-    lz: float | None = None
+    stretching: Float = 0.0
+    lx: Float | None = None
+    lz: Float | None = None
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> CoarseGridConfig:
         """Positive cell counts, ``ny >= 2``, ``stretching >= 0``."""
         for name in ("nx", "ny", "nz"):
-            _require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
-        _require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
-        _require(math.isfinite(self.stretching) and self.stretching >= 0, f"stretching must be >= 0, got {self.stretching}")
+            require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
+        require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
+        require(math.isfinite(self.stretching) and self.stretching >= 0, f"stretching must be >= 0, got {self.stretching}")
+        return self
 
 
-@dataclass
-class FilterConfig:
+class FilterConfig(ConfigModel):
     """The filter (see :func:`surrogate.filtering.filter_to_grid`)."""
 
     horizontal: Literal["spectral", "box"] = "box"
     wall_normal: Literal["average", "interpolate"] = "average"
 
 
-@dataclass
-class SplitConfig:
+class SplitConfig(ConfigModel):
     """Train/test split.
 
     ``by: trajectory`` puts the last ``ceil(test * n)`` trajectories in the test split (needs at
@@ -106,34 +107,37 @@ class SplitConfig:
     ``1 - test`` of its snapshots for training and the rest for testing.
     """
 
-    test: float = 0.2
+    test: Float = 0.2
     by: Literal["trajectory", "time"] = "trajectory"
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> SplitConfig:
         """``0 <= test < 1``."""
-        _require(0 <= self.test < 1, f"test must be a fraction in [0, 1), got {self.test}")
+        require(0 <= self.test < 1, f"test must be a fraction in [0, 1), got {self.test}")
+        return self
 
 
-@dataclass
-class DatasetCase:
+class DatasetCase(ConfigModel):
     """A filtered-DNS dataset: source, coarse grid, filter, snapshot spacing, split, output."""
 
     name: str
     source: SourceConfig
     coarse_grid: CoarseGridConfig
-    dt_snapshot: float
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
+    dt_snapshot: Float
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
     dtype: Literal["float32", "float64"] = "float32"
     pressure: bool = False
     output: str = "datasets/{name}"
     description: str = ""
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> DatasetCase:
         """A usable name, a positive snapshot spacing and a valid output template."""
-        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
-        _require(math.isfinite(self.dt_snapshot) and self.dt_snapshot > 0, f"dt_snapshot must be positive (h/u_tau), got {self.dt_snapshot}")
-        _check_placeholders(self.output)
+        check_folder_name(self.name)
+        require(math.isfinite(self.dt_snapshot) and self.dt_snapshot > 0, f"dt_snapshot must be positive (h/u_tau), got {self.dt_snapshot}")
+        check_output_template(self.output)
+        return self
 
     def output_dir(self) -> Path:
         """The dataset folder: ``output`` with ``{name}`` replaced."""
@@ -150,7 +154,7 @@ def load_dataset_case(path: str | PathLike[str] | Mapping[str, Any], overrides: 
         For unknown keys, wrong types or values, naming the key and what was expected.
     """
     case = load_config(DatasetCase, path, overrides)
-    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    base = source_folder(path)
     if case.source.case is not None:
         case.source.case = str(resolve_path(case.source.case, base))
     case.source.fields = [str(resolve_path(item, base)) for item in case.source.fields]

@@ -17,31 +17,32 @@ Defaults follow the IFactFormer-m study (AdamW, lr 5e-4, batch 5, 30 epochs, ste
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
-from .constraints import ConstraintSettings
-from .data.windows import AUGMENTATIONS
-from .losses import PROFILES
-from .config import _check_placeholders, _require, device_problem, load_config, resolve_path
+from pydantic import Field, model_validator
 
-__all__ = ["DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "load_train_case"]
+from .base import ConfigModel, Float, check_folder_name, check_output_template, device_problem, load_config, require, resolve_path, source_folder
+
+if TYPE_CHECKING:
+    from ..constraints import ConstraintSettings
+
+__all__ = [
+    "DataConfig", "ModelConfig", "RolloutConfig", "TrainCase", "TrainingConfig", "check_unrolled_steps", "load_train_case",
+]
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(ConfigModel):
     """Which model: a registered ``name`` (see ``surrogate.models.available_models()``), an
     optional named ``preset`` (``paper`` or ``cpu``) and ``parameters`` overriding it."""
 
     name: str
     preset: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = {}
 
 
-@dataclass
-class DataConfig:
+class DataConfig(ConfigModel):
     """How samples are drawn from the dataset (see :class:`surrogate.data.WindowDataset`)."""
 
     n_history: int = 1
@@ -50,19 +51,22 @@ class DataConfig:
     normalization: Literal["plane", "component"] = "component"
     in_memory: bool = True
     num_workers: int = 0
-    augment: list[str] = field(default_factory=list)
+    augment: list[str] = []
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> DataConfig:
         """Positive window sizes, a non-negative worker count, known symmetries."""
+        from ..data.windows import AUGMENTATIONS
+
         for name in ("n_history", "n_target", "stride"):
-            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         unknown = [name for name in self.augment if name not in AUGMENTATIONS]
-        _require(not unknown, f"augment: unknown symmetries {unknown}; expected any of {list(AUGMENTATIONS)}")
+        require(not unknown, f"augment: unknown symmetries {unknown}; expected any of {list(AUGMENTATIONS)}")
+        return self
 
 
-@dataclass
-class TrainingConfig:
+class TrainingConfig(ConfigModel):
     """Optimisation settings.
 
     ``schedule``: ``step`` (multiply the rate by ``gamma`` every ``step_size`` epochs),
@@ -89,21 +93,21 @@ class TrainingConfig:
 
     epochs: int = 30
     batch_size: int = 5
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
+    lr: Float = 5e-4
+    weight_decay: Float = 1e-4
     schedule: Literal["step", "cosine", "onecycle"] = "step"
     step_size: int = 5
-    gamma: float = 0.7
+    gamma: Float = 0.7
     warmup_epochs: int = 0
-    grad_clip: float | None = 1.0
+    grad_clip: Float | None = 1.0
     loss: Literal["relative_l2", "field"] = "relative_l2"
-    statistics_weight: float = 0.0
-    statistics_terms: dict[str, float] = field(default_factory=dict)
-    divergence_weight: float = 0.0
-    spectral_weight: float = 0.0
+    statistics_weight: Float = 0.0
+    statistics_terms: dict[str, Float] = {}
+    divergence_weight: Float = 0.0
+    spectral_weight: Float = 0.0
     pushforward: int = 0
     field_steps: int | None = None
-    input_noise: float = 0.0
+    input_noise: Float = 0.0
     selection: Literal["test_loss", "rollout"] = "test_loss"
     selection_steps: int = 200
     amp: Literal["none", "bf16"] = "none"
@@ -112,34 +116,37 @@ class TrainingConfig:
     device: str = "cpu"
     max_batches: int | None = None
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> TrainingConfig:
         """Positive sizes and rates, weights >= 0."""
+        from ..losses import PROFILES
+
         for name in ("epochs", "batch_size", "step_size"):
-            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        _require(self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr}")
-        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        _require(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
-        _require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive or null, got {self.grad_clip}")
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(0 <= self.warmup_epochs < self.epochs, f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        require(self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive or null, got {self.grad_clip}")
         for name in ("statistics_weight", "divergence_weight", "spectral_weight", "pushforward", "input_noise"):
-            _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
-        _require(self.field_steps is None or self.field_steps >= 1, f"field_steps must be >= 1 or null, got {self.field_steps}")
-        _require(
+            require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        require(self.field_steps is None or self.field_steps >= 1, f"field_steps must be >= 1 or null, got {self.field_steps}")
+        require(
             self.field_steps is None or self.statistics_weight > 0,
             f"field_steps ({self.field_steps}) leaves the later unrolled steps only the statistics error: set statistics_weight > 0",
         )
         unknown = [name for name in self.statistics_terms if name not in PROFILES]
-        _require(not unknown, f"statistics_terms: unknown profile(s) {unknown}; expected any of {list(PROFILES)}")
+        require(not unknown, f"statistics_terms: unknown profile(s) {unknown}; expected any of {list(PROFILES)}")
         weights = [self.statistics_terms.get(name, 1.0) for name in PROFILES]
-        _require(min(weights) >= 0 and sum(weights) > 0, f"statistics_terms must be >= 0 and not all 0, got {self.statistics_terms}")
-        _require(self.selection_steps >= 1, f"selection_steps must be >= 1, got {self.selection_steps}")
-        _require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
+        require(min(weights) >= 0 and sum(weights) > 0, f"statistics_terms must be >= 0 and not all 0, got {self.statistics_terms}")
+        require(self.selection_steps >= 1, f"selection_steps must be >= 1, got {self.selection_steps}")
+        require(self.max_batches is None or self.max_batches >= 1, f"max_batches must be >= 1 or null, got {self.max_batches}")
         problem = device_problem(self.device)
-        _require(problem is None, str(problem))
+        require(problem is None, str(problem))
+        return self
 
 
-@dataclass
-class RolloutConfig:
+class RolloutConfig(ConfigModel):
     """Autoregressive rollout: ``steps`` predictions from the ``start`` window of the ``split``.
 
     What is imposed on every prediction (see :mod:`surrogate.constraints`): ``mean_momentum``
@@ -162,50 +169,60 @@ class RolloutConfig:
     zero_mean_v: bool = False
     project: bool = False
     hold_flow_rate: bool = False
-    energy_bound: float = 10.0
+    energy_bound: Float = 10.0
     checkpoint: Literal["best", "last"] = "best"
-    max_output_gb: float = 2.0
+    max_output_gb: Float = 2.0
     output_every: int = 1
     compile: bool = False
 
     def constraints(self) -> ConstraintSettings:
         """The constraints this rollout imposes."""
+        from ..constraints import ConstraintSettings
+
         return ConstraintSettings(self.mean_momentum, self.zero_mean_v, self.project, self.hold_flow_rate)
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> RolloutConfig:
         """Positive counts and bound."""
-        _require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
-        _require(self.start >= 0, f"start must be >= 0, got {self.start}")
-        _require(self.energy_bound > 1, f"energy_bound must be > 1, got {self.energy_bound}")
-        _require(self.output_every >= 1, f"output_every must be >= 1, got {self.output_every}")
-        _require(self.max_output_gb > 0, f"max_output_gb must be a positive size in GB, got {self.max_output_gb}")
+        require(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        require(self.start >= 0, f"start must be >= 0, got {self.start}")
+        require(self.energy_bound > 1, f"energy_bound must be > 1, got {self.energy_bound}")
+        require(self.output_every >= 1, f"output_every must be >= 1, got {self.output_every}")
+        require(self.max_output_gb > 0, f"max_output_gb must be a positive size in GB, got {self.max_output_gb}")
+        return self
 
 
-@dataclass
-class TrainCase:
+class TrainCase(ConfigModel):
     """A surrogate training (and rollout) case."""
 
     name: str
     dataset: str
     model: ModelConfig
-    data: DataConfig = field(default_factory=DataConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     output: str = "runs/{name}"
     description: str = ""
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> TrainCase:
         """A usable name and output template; gradient steps left after the pushforward ones."""
-        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
-        _check_placeholders(self.output)
-        _require(
-            self.training.pushforward < self.data.n_target,
-            f"training.pushforward ({self.training.pushforward}) must be less than data.n_target ({self.data.n_target})",
-        )
+        check_folder_name(self.name)
+        check_output_template(self.output)
+        check_unrolled_steps(self.data, self.training)
+        return self
 
     def output_dir(self) -> Path:
         """The run folder: ``output`` with ``{name}`` replaced."""
         return Path(self.output.format(name=self.name))
+
+
+def check_unrolled_steps(data: DataConfig, training: TrainingConfig) -> None:
+    """Require a step with gradient after the ``training.pushforward`` ones among ``data.n_target``."""
+    require(
+        training.pushforward < data.n_target,
+        f"training.pushforward ({training.pushforward}) must be less than data.n_target ({data.n_target})",
+    )
 
 
 def load_train_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> TrainCase:
@@ -218,6 +235,5 @@ def load_train_case(path: str | PathLike[str] | Mapping[str, Any], overrides: It
         For unknown keys or bad values, naming the key and what was expected.
     """
     case = load_config(TrainCase, path, overrides)
-    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
-    case.dataset = str(resolve_path(case.dataset, base))
+    case.dataset = str(resolve_path(case.dataset, source_folder(path)))
     return case

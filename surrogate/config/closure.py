@@ -21,32 +21,33 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-from .config import _check_placeholders, _require, device_problem, load_config, resolve_path
+from pydantic import Field, model_validator
+
+from .base import ConfigModel, Float, check_folder_name, check_output_template, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
 
 
-@dataclass
-class ClosureNetworkConfig:
+class ClosureNetworkConfig(ConfigModel):
     """The network of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``."""
 
     hidden: int = 16
     layers: int = 2
-    cs: float = 0.1
+    cs: Float = 0.1
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> ClosureNetworkConfig:
         """Positive sizes, a finite start."""
-        _require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
-        _require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
+        require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
+        require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
+        return self
 
 
-@dataclass
-class ClosureTrainingConfig:
+class ClosureTrainingConfig(ConfigModel):
     """How the closure is trained through the solver (module docstring)."""
 
     epochs: int = 10
@@ -55,43 +56,46 @@ class ClosureTrainingConfig:
     test_samples: int = 8
     snapshots: int = 1
     steps_per_snapshot: int = 17
-    lr: float = 1.0e-3
-    statistics_weight: float = 1.0
-    field_weight: float = 1.0
-    max_grad_norm: float = 1.0
+    lr: Float = 1.0e-3
+    statistics_weight: Float = 1.0
+    field_weight: Float = 1.0
+    max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
     device: str = "cpu"
     dtype: Literal["float64", "float32"] = "float64"
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> ClosureTrainingConfig:
         """Positive counts and rates; an available device."""
         for name in ("epochs", "samples_per_epoch", "batch_size", "test_samples", "snapshots", "steps_per_snapshot"):
-            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
-        _require(self.lr > 0 and self.max_grad_norm > 0, f"lr and max_grad_norm must be positive, got {self.lr}, {self.max_grad_norm}")
-        _require(
+            require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        require(self.lr > 0 and self.max_grad_norm > 0, f"lr and max_grad_norm must be positive, got {self.lr}, {self.max_grad_norm}")
+        require(
             min(self.statistics_weight, self.field_weight) >= 0 and self.statistics_weight + self.field_weight > 0,
             f"statistics_weight and field_weight must be >= 0 and not both 0, got {self.statistics_weight}, {self.field_weight}",
         )
         problem = device_problem(self.device)
-        _require(problem is None, f"device: {problem}")
+        require(problem is None, f"device: {problem}")
+        return self
 
 
-@dataclass
-class ClosureCase:
+class ClosureCase(ConfigModel):
     """A closure training case."""
 
     name: str
     dataset: str
-    closure: ClosureNetworkConfig = field(default_factory=ClosureNetworkConfig)
-    training: ClosureTrainingConfig = field(default_factory=ClosureTrainingConfig)
+    closure: ClosureNetworkConfig = Field(default_factory=ClosureNetworkConfig)
+    training: ClosureTrainingConfig = Field(default_factory=ClosureTrainingConfig)
     output: str = "runs/{name}"
     description: str = ""
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> ClosureCase:
         """A usable name and output template."""
-        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
-        _check_placeholders(self.output)
+        check_folder_name(self.name)
+        check_output_template(self.output)
+        return self
 
     def output_dir(self) -> Path:
         """The run folder: ``output`` with ``{name}`` replaced."""
@@ -108,6 +112,6 @@ def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: 
         For unknown keys or bad values, naming the key and what was expected.
     """
     case = load_config(ClosureCase, path, overrides)
-    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    base = source_folder(path)
     case.dataset = str(resolve_path(case.dataset, base))
     return case

@@ -32,42 +32,40 @@ file's folder where they exist there, else against the working directory. Times 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .config import _check_placeholders, _require, load_config, resolve_path, resolve_sgs_weights
-from .train_case import DataConfig, ModelConfig, RolloutConfig, TrainingConfig
+from pydantic import Field, model_validator
+
+from .base import ConfigModel, Float, Scalar, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
+from .simulation import resolve_sgs_weights
+from .training import DataConfig, ModelConfig, RolloutConfig, TrainingConfig, check_unrolled_steps
 
 __all__ = [
-    "LESStageConfig",
-    "StudyCase",
-    "StudyDatasetConfig",
-    "SurrogateConfig",
-    "ValidationConfig",
+    "LESStageConfig", "StudyCase", "StudyDatasetConfig", "SurrogateConfig", "ValidationConfig",
     "load_study_case",
 ]
 
-@dataclass
-class StudyDatasetConfig:
+class StudyDatasetConfig(ConfigModel):
     """The filtered-DNS data: a dataset ``case`` file made in the run folder, or an existing ``path``."""
 
     case: str | None = None
-    overrides: list[str] = field(default_factory=list)
+    overrides: list[str] = []
     path: str | None = None
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> StudyDatasetConfig:
         """Exactly one of ``case`` and ``path``."""
-        _require(
+        require(
             (self.case is None) != (self.path is None),
             "give exactly one of 'case' (a dataset case file to make) and 'path' (an existing dataset folder)",
         )
-        _require(self.path is None or not self.overrides, "'overrides' apply to 'case'; they cannot change an existing dataset")
+        require(self.path is None or not self.overrides, "'overrides' apply to 'case'; they cannot change an existing dataset")
+        return self
 
 
-@dataclass
-class LESStageConfig:
+class LESStageConfig(ConfigModel):
     """The LES baselines: one run per subgrid model on the dataset's coarse grid and box.
 
     ``case`` is the channel case the runs are built from (physics, initial field, solver); its
@@ -75,46 +73,49 @@ class LESStageConfig:
     ``parameters[model]`` (unset: the model's defaults). ``overrides`` then apply to every run.
     """
 
-    models: list[str] = field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
+    models: list[str] = Field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
     case: str | None = None
-    t_end: float = 100.0
-    stats_start: float = 30.0
-    snapshot_interval: float = 1.0
-    checkpoint_interval: float = 10.0
-    parameters: dict[str, dict[str, bool | int | float | str]] = field(default_factory=dict)
-    overrides: list[str] = field(default_factory=list)
+    t_end: Float = 100.0
+    stats_start: Float = 30.0
+    snapshot_interval: Float = 1.0
+    checkpoint_interval: Float = 10.0
+    parameters: dict[str, dict[str, Scalar]] = {}
+    overrides: list[str] = []
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> LESStageConfig:
         """Known, distinct models, a statistics window inside the run."""
-        from .solver.sgs import SGS_MODELS
+        from ..solver.sgs import SGS_MODELS
 
         unknown = [name for name in self.models if name != "none" and name not in SGS_MODELS]
-        _require(not unknown, f"models {unknown} are not subgrid models; expected any of {['none', *SGS_MODELS]}")
-        _require(len(set(self.models)) == len(self.models), f"models must be distinct, got {self.models}")
+        require(not unknown, f"models {unknown} are not subgrid models; expected any of {['none', *SGS_MODELS]}")
+        require(len(set(self.models)) == len(self.models), f"models must be distinct, got {self.models}")
         for name in ("t_end", "snapshot_interval", "checkpoint_interval"):
             value = getattr(self, name)
-            _require(math.isfinite(value) and value > 0, f"{name} must be positive (h/u_tau), got {value}")
-        _require(0 <= self.stats_start < self.t_end, f"stats_start must be in [0, t_end), got {self.stats_start}")
+            require(math.isfinite(value) and value > 0, f"{name} must be positive (h/u_tau), got {value}")
+        require(0 <= self.stats_start < self.t_end, f"stats_start must be in [0, t_end), got {self.stats_start}")
         unknown = [name for name in self.parameters if name not in self.models]
-        _require(not unknown, f"parameters given for model(s) {unknown} that are not in models {self.models}")
+        require(not unknown, f"parameters given for model(s) {unknown} that are not in models {self.models}")
+        return self
 
 
-@dataclass
-class SurrogateConfig:
+class SurrogateConfig(ConfigModel):
     """One surrogate to train and roll out: a ``label`` (its folder name) and the sections of a training case."""
 
     label: str
     model: ModelConfig
-    data: DataConfig = field(default_factory=DataConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
-    def validate(self) -> None:
-        """A usable folder name."""
-        _require(bool(self.label.strip()) and "/" not in self.label, f"label must be a folder name, got {self.label!r}")
+    @model_validator(mode="after")
+    def check(self) -> SurrogateConfig:
+        """A usable folder name; a step with gradient after the pushforward ones."""
+        check_folder_name(self.label, "label")
+        check_unrolled_steps(self.data, self.training)
+        return self
 
 
-@dataclass
-class ValidationConfig:
+class ValidationConfig(ConfigModel):
     """What the runs are compared with.
 
     ``references``: ``dataset`` (the dataset's filtered-DNS test split), a published profile set
@@ -123,40 +124,43 @@ class ValidationConfig:
     speed-up is measured against.
     """
 
-    references: list[str] = field(default_factory=lambda: ["dataset"])
+    references: list[str] = Field(default_factory=lambda: ["dataset"])
     speed_baseline: str = "wale"
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> ValidationConfig:
         """At least one reference."""
-        _require(bool(self.references), "references must name at least one reference")
+        require(bool(self.references), "references must name at least one reference")
+        return self
 
 
-@dataclass
-class StudyCase:
+class StudyCase(ConfigModel):
     """A whole study: data, LES baselines, surrogates, rollouts and the validation report."""
 
     name: str
     dataset: StudyDatasetConfig
-    surrogates: list[SurrogateConfig] = field(default_factory=list)
+    surrogates: list[SurrogateConfig] = []
     les: LESStageConfig | None = None
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     device: str = "cpu"
     output: str = "runs/{name}"
     description: str = ""
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def check(self) -> StudyCase:
         """A usable name, distinct surrogate labels, something to compare, a known speed baseline."""
-        _require(bool(self.name.strip()) and "/" not in self.name, f"name must be a folder name, got {self.name!r}")
-        _check_placeholders(self.output)
+        check_folder_name(self.name)
+        check_output_template(self.output)
         labels = [item.label for item in self.surrogates]
-        _require(len(set(labels)) == len(labels), f"surrogate labels must be distinct, got {labels}")
-        _require(bool(labels) or self.les is not None, "a study needs at least one surrogate or an 'les' section")
+        require(len(set(labels)) == len(labels), f"surrogate labels must be distinct, got {labels}")
+        require(bool(labels) or self.les is not None, "a study needs at least one surrogate or an 'les' section")
         if self.les is not None and labels:
-            _require(
+            require(
                 self.validation.speed_baseline in self.les.models,
                 f"validation.speed_baseline {self.validation.speed_baseline!r} is not one of the LES models {self.les.models}",
             )
+        return self
 
     def output_dir(self) -> Path:
         """The run folder: ``output`` with ``{name}`` replaced."""
@@ -172,7 +176,7 @@ def load_study_case(path: str | PathLike[str] | Mapping[str, Any], overrides: It
         For unknown keys or bad values, naming the key and what was expected.
     """
     case = load_config(StudyCase, path, overrides)
-    base = Path(path).parent if isinstance(path, (str, PathLike)) else Path(".")
+    base = source_folder(path)
     for section, key in ((case.dataset, "case"), (case.dataset, "path"), (case.les, "case")):
         if section is not None and getattr(section, key) is not None:
             setattr(section, key, str(resolve_path(getattr(section, key), base)))
