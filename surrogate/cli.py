@@ -311,9 +311,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"surrogate {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # a read-only folder, a full disk
+    except OSError as exc:  # a damaged netCDF/HDF5 file (the library's negative error codes); a read-only folder, a full disk
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"surrogate {args.command}: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        if isinstance(exc.errno, int) and exc.errno < 0:
+            print(f"surrogate {args.command}: error: cannot read{where}: {exc.strerror or exc} (a damaged or truncated "
+                  "netCDF file?)", file=sys.stderr)
+        else:
+            print(f"surrogate {args.command}: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except SolverDivergedError as exc:
         print(f"surrogate {args.command}: the run diverged: {exc}", file=sys.stderr)

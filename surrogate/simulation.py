@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 import yaml
 from tqdm.auto import tqdm
 
@@ -76,7 +77,8 @@ def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
     A field file (its last snapshot) on another grid of the same box is coarse-grained onto the
     case's grid (:func:`surrogate.filtering.filter_to_grid`: sharp Fourier cutoff in x and z,
     conservative average in y) before the solver projects it onto divergence-free fields: an LES
-    starts from a developed DNS field so.
+    starts from a developed DNS field so. The run continues the file's clock: it starts at the
+    snapshot's time, and ``run.t_end`` and ``run.stats_start`` count on from there.
     """
     init = case.initial
     if init.kind != "file":
@@ -84,9 +86,7 @@ def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
     path = Path(init.path)
     if not path.exists() and init.path.lower() in FIELD_REFERENCES:  # a shipped field, e.g. fdns180
         path = field_reference_path(init.path)
-    ds = open_fields(path)
-    if "time" in ds.dims:
-        ds = ds.isel(time=-1)
+    ds = _snapshot(open_fields(path), init.time, path)
     grid = grid_of(ds)
     if _same_grid(grid, solver.grid):
         return solver.from_dataset(ds)
@@ -100,6 +100,22 @@ def initial_state(case: CaseConfig, solver: ChannelSolver) -> ChannelState:
         ) from None
     log.info(f"{case.name}: initial field {path} filtered from {grid.nx} x {grid.ny} x {grid.nz} to the case's grid")
     return solver.from_dataset(coarse)
+
+
+def _snapshot(ds: xr.Dataset, time: float | None, path: Path) -> xr.Dataset:
+    """The snapshot of ``ds`` at ``time`` (h/u_tau; default the last), or one line naming ``initial.time``."""
+    if "time" not in ds.dims:
+        return ds
+    if time is None:
+        return ds.isel(time=-1)
+    times = np.asarray(ds["time"].values, dtype=float)
+    index = int(np.argmin(np.abs(times - time)))
+    if abs(times[index] - time) > 1e-6 * max(1.0, abs(time)):
+        raise ConfigError(
+            f"initial.time = {time:g} h/u_tau is not a snapshot of {path} (it holds {times.size} from t = "
+            f"{times.min():g} to {times.max():g})"
+        )
+    return ds.isel(time=index)
 
 
 def _same_grid(a: ChannelGrid, b: ChannelGrid) -> bool:

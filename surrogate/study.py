@@ -95,6 +95,20 @@ def solver_cost(diagnostics: Path) -> float:
     return float(np.median(rates)) if rates else float("nan")
 
 
+def _last_training_snapshot(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``initial`` section that starts a run from the last snapshot of the dataset's first training range."""
+    segment = manifest["splits"]["train"][0]
+    path = Path(manifest["folder"]) / segment["file"]
+    with open_fields(path) as ds:
+        time = float(ds["time"].values[segment["stop"] - 1])
+    return {"kind": "file", "path": str(path), "time": time}
+
+
+def _stats_start(run_folder: Path) -> float:
+    """``run.stats_start`` of the case a DNS/LES run folder was run with (its ``case.yaml``)."""
+    return float(read_yaml(run_folder / "case.yaml")["run"].get("stats_start", 0.0))
+
+
 def forcing_re_tau(diagnostics: Path, re_tau: float, t_start: float = 0.0) -> float:
     """Re_tau that the mean driving force of a DNS/LES run balances, from its ``diagnostics.csv``.
 
@@ -221,12 +235,16 @@ class _Study:
         mapping["description"] = f"LES ({model}) of study {self.case.name} on the dataset's coarse grid"
         mapping["grid"] = {key: grid[key] for key in ("nx", "ny", "nz", "lx", "lz", "stretching")}
         mapping["sgs"] = {"model": model, "parameters": dict(settings.parameters.get(model, {}))}
+        start = 0.0
+        if settings.start == "developed":
+            mapping["initial"] = _last_training_snapshot(manifest)
+            start = mapping["initial"]["time"]  # the run continues the snapshot's clock
         mapping.setdefault("solver", {})["device"] = self.case.device
         mapping["run"] = {
-            "t_end": settings.t_end,
+            "t_end": start + settings.t_end,
             "snapshot_interval": settings.snapshot_interval,
             "checkpoint_interval": settings.checkpoint_interval,
-            "stats_start": settings.stats_start,
+            "stats_start": start + settings.stats_start,
             "output": str(self.folder / "les" / model),
         }
         return load_case(mapping, settings.overrides)
@@ -244,7 +262,8 @@ class _Study:
             case = self.les_case(model, manifest)
             plain = dump_config(case)
             plain["run"].pop("output")
-            key = _key(plain)  # the dataset enters through its grid only
+            # the dataset enters through its grid, and through its training snapshot when the runs start from it
+            key = _key(plain, self.keys["dataset"]) if self.case.les.start == "developed" else _key(plain)
             folder = case.output_dir()
 
             def work(fresh: bool, case: CaseConfig = case, folder: Path = folder) -> dict[str, Any]:
@@ -313,8 +332,7 @@ class _Study:
         def work(fresh: bool) -> dict[str, Any]:
             tables = [self._evaluate(reference, dataset_folder, les, rollouts) for reference in settings.references]
             summary = write_summary(
-                self.folder, self.manifest, tables[0], settings.references[0], settings.speed_baseline, list(self.keys),
-                les_stats_start=self.case.les.stats_start if self.case.les is not None else 0.0,
+                self.folder, self.manifest, tables[0], settings.references[0], settings.speed_baseline, list(self.keys)
             )
             return {"summary": str(summary), "reports": [str(self.folder / "report" / _slug(r)) for r in settings.references]}
 
@@ -331,7 +349,7 @@ class _Study:
 
         runs: dict[str, Any] = {} if reference == "dataset" else {"filtered DNS": dataset_folder}
         for model, folder in les.items():
-            runs[f"LES {model}"] = time_window(open_run(folder / "fields.nc"), self.case.les.stats_start, f"LES {model}")
+            runs[f"LES {model}"] = time_window(open_run(folder / "fields.nc"), _stats_start(folder), f"LES {model}")
         runs.update(rollouts)
         return validate(
             list(runs.values()),
@@ -401,7 +419,6 @@ def write_summary(
     reference: str,
     speed_baseline: str,
     stage_names: list[str],
-    les_stats_start: float = 0.0,
 ) -> Path:
     """Write ``summary.md`` and ``summary.csv``: per method its stability, statistics errors and cost.
 
@@ -435,7 +452,7 @@ def write_summary(
             folder_of_run = Path(stages[f"les/{label[4:]}"]["path"])
             with open_fields(folder_of_run / "fields.nc") as ds:
                 nominal = float(ds.attrs["re_tau"])
-            row["re_tau_forcing"] = forcing_re_tau(folder_of_run / "diagnostics.csv", nominal, les_stats_start)
+            row["re_tau_forcing"] = forcing_re_tau(folder_of_run / "diagnostics.csv", nominal, _stats_start(folder_of_run))
         elif f"rollout/{label}" in stages:
             record, fit = stages[f"rollout/{label}"], stages[f"train/{label}"]
             status = record["rollout_status"]
@@ -478,7 +495,7 @@ def write_summary(
         f"# Study {manifest['name']}: summary against {reference}",
         "",
         f"Reference Re_tau: {float(table.attrs.get('reference_re_tau', float('nan'))):.4g}. "
-        "LES statistics over t >= les.stats_start; surrogate statistics over their whole rollout. "
+        "LES statistics over t >= les.stats_start (counted from the LES's start); surrogate statistics over their whole rollout. "
         "Energy end/start: fluctuation energy of a rollout's last state over its first (1: kept; 0: decayed). "
         "Imposed in the rollout: what the rollout set rather than the model predicted (surrogate.constraints). "
         "Re_tau from the mean wall gradient; for an LES also from its mean driving force over the same window. "

@@ -112,3 +112,25 @@ def test_an_les_starts_from_a_finer_field_of_the_same_box_and_refuses_a_coarser_
     assert main(["les", str(case), *start, f"run.output={tmp_path}/{{name}}", "--overwrite", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"initial.path {tmp_path}/coarse.nc is on 4 x 5 x 4 cells" in err and "at least as many cells" in err
+
+
+def test_initial_time_picks_a_snapshot_of_the_file_and_names_a_missing_one(tmp_path, capsys):
+    from surrogate.fields import grid_of
+    from surrogate.solver import ChannelSolver
+
+    case = _case(tmp_path, "wale", "{}")
+    assert main(["les", str(case), f"run.output={tmp_path}/{{name}}", "--quiet"]) == 0  # snapshots at t = 0, 0.01, 0.02
+    source = tmp_path / "tiny_les" / "fields.nc"
+    start = ["initial.kind=file", f"initial.path={source}", "run.t_end=0.02", f"run.output={tmp_path}/from/{{name}}", "--quiet"]
+    assert main(["les", str(case), *start, "initial.time=0.01"]) == 0
+    with open_fields(source) as ds, open_fields(tmp_path / "from" / "tiny_les" / "fields.nc") as run:
+        solver = ChannelSolver(grid_of(ds), 100.0, "constant_flow_rate")
+        for time in (0.01, 0.0):  # the state the solver makes of the snapshot at 0.01, not of the one at 0
+            made = solver.to_dataset(solver.from_dataset(ds.sel(time=[time])))
+            close = np.allclose(run["u"].isel(time=0).values, made["u"].values, rtol=0, atol=1e-5)
+            assert close == (time == 0.01)
+        assert float(run["time"][0]) == pytest.approx(0.01)  # the run continues the snapshot's clock
+    assert main(["les", str(case), *start, "initial.time=0.5", "--overwrite"]) == 2
+    assert "initial.time = 0.5 h/u_tau is not a snapshot of" in capsys.readouterr().err
+    assert main(["les", str(case), "initial.time=0.5", "--quiet"]) == 2
+    assert "time is only used with kind 'file'" in capsys.readouterr().err

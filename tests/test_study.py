@@ -8,12 +8,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from surrogate.cli import main
 from surrogate.config import ConfigError
 from surrogate.data import load_dataset_case
+from surrogate.fields import open_fields
 from surrogate.study import read_study_manifest, run_study
 from surrogate.config import load_study_case
 from conftest import logged_messages
@@ -106,6 +108,24 @@ def test_summary_has_each_method_with_its_statistics_and_cost(finished):
         assert (folder / "report" / "dataset" / name).is_file()
 
 
+def test_the_les_start_from_the_last_training_snapshot_of_the_dataset(finished):
+    folder = finished / "runs" / "tiny"
+    manifest = yaml.safe_load((folder / "dataset" / "manifest.yaml").read_text())
+    train = manifest["splits"]["train"][0]
+    with open_fields(folder / "dataset" / train["file"]) as ds:
+        start = ds.isel(time=train["stop"] - 1).load()
+    with open_fields(folder / "les" / "none" / "fields.nc") as les:
+        first = les.isel(time=0).load()
+    assert float(first["time"]) == float(start["time"])  # the LES continue the snapshot's clock
+    case = yaml.safe_load((folder / "les" / "none" / "case.yaml").read_text())
+    assert case["run"]["t_end"] == pytest.approx(float(start["time"]) + TINY["les"]["t_end"])
+    error = float(np.sqrt(((first["u"] - start["u"]) ** 2).mean() / (start["u"] ** 2).mean()))
+    assert error < 0.05, error  # the projection onto divergence-free fields changes the filtered field a little
+    for name in ("v", "w"):
+        correlation = float(np.corrcoef(first[name].values.ravel(), start[name].values.ravel())[0, 1])
+        assert correlation > 0.8, (name, correlation)
+
+
 def test_second_run_reuses_every_stage(copy):
     before = {p: p.stat().st_mtime_ns for p in copy.rglob("*.nc")}
     messages: list[str] = []
@@ -131,9 +151,16 @@ def test_changed_dataset_redoes_the_stages_that_read_it(copy):
     _run({**TINY, "dataset": dataset})
     new = read_study_manifest(copy)["stages"]
     redone = [name for name in STAGES if new[name]["key"] != old[name]["key"]]
-    assert redone == ["dataset", "train/fno", "rollout/fno", "report"]  # the LES read only the grid
+    assert redone == STAGES  # the LES start from the dataset's last training snapshot
     manifest = yaml.safe_load((copy / "dataset" / "manifest.yaml").read_text())
     assert manifest["dt_snapshot"] == 0.2
+    _run({**TINY, "dataset": dataset, "les": {**TINY["les"], "start": "case"}})
+    again = read_study_manifest(copy)["stages"]
+    assert [name for name in STAGES if again[name]["key"] != new[name]["key"]] == ["les/none", "les/wale", "report"]
+    dataset["overrides"] = TINY["dataset"]["overrides"]
+    _run({**TINY, "dataset": dataset, "les": {**TINY["les"], "start": "case"}})
+    last = read_study_manifest(copy)["stages"]  # from the trip, the LES read only the grid
+    assert [name for name in STAGES if last[name]["key"] != again[name]["key"]] == ["dataset", "train/fno", "rollout/fno", "report"]
 
 
 def test_interrupted_training_is_resumed_and_its_time_summed(copy, monkeypatch):

@@ -143,6 +143,17 @@ def test_train_command(advected, tmp_path):
     assert main(["train", str(path), f"output={tmp_path}/{{name}}", "model.name=fnoo", "--quiet"]) == 2
 
 
+def test_a_truncated_trajectory_file_is_named_as_damaged(advected, tmp_path, capsys):
+    files = sorted(advected.parent.glob("*.nc"))
+    trajectory = next(p for p in files if p.name.startswith("trajectory"))
+    trajectory.write_bytes(trajectory.read_bytes()[:4000])
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"name": "cli", "dataset": str(advected.parent), "model": TINY_FNO, "training": {"epochs": 1}}))
+    assert main(["train", str(path), f"output={tmp_path}/{{name}}", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot read: {trajectory}" in err and "damaged or truncated" in err and "Traceback" not in err
+
+
 def test_data_parallel_on_two_processes_matches_one(advected, tmp_path):
     single = _metrics(train(_case(advected, tmp_path / "one", epochs=2, batch_size=4), progress=False))
     path = tmp_path / "ddp.yaml"

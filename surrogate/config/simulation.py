@@ -79,14 +79,17 @@ class InitialConfig(ConfigModel):
 
     ``kind``: ``laminar`` (parabolic profile), ``turbulent`` (mean profile plus random
     perturbations of relative size ``amplitude``, drawn with ``seed``) or ``file`` (a field file or
-    checkpoint at ``path``, or a shipped field reference such as ``fdns180``; the last snapshot of
-    a file with several).
+    checkpoint at ``path``, or a shipped field reference such as ``fdns180``; of a file with
+    several snapshots the one at ``time`` in h/u_tau, default the last). A file on a finer grid of
+    the same box is filtered onto the case's grid (:func:`surrogate.simulation.initial_state`);
+    the run starts at the snapshot's time.
     """
 
     kind: Literal["laminar", "turbulent", "file"] = "turbulent"
     seed: int = 0
     amplitude: Float = 0.3
     path: str | None = None
+    time: Float | None = None
 
     @model_validator(mode="after")
     def check(self) -> InitialConfig:
@@ -95,6 +98,7 @@ class InitialConfig(ConfigModel):
             require(bool(self.path), "kind 'file' needs path: the field file to start from")
         else:
             require(self.path is None, f"path is only used with kind 'file', but kind is {self.kind!r}")
+            require(self.time is None, f"time is only used with kind 'file', but kind is {self.kind!r}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         require(
             math.isfinite(self.amplitude) and self.amplitude >= 0,
@@ -168,7 +172,7 @@ class SGSConfig(ConfigModel):
 
     ``model`` is a name of :data:`surrogate.solver.sgs.SGS_MODELS`: ``smagorinsky``
     (parameters ``cs``, ``a_plus``, ``van_driest``), ``wale`` (``cw``), ``dynamic_smagorinsky``
-    (``test_filter_ratio``, ``clip``), ``neural`` (``hidden``, ``layers``, ``cs``, ``weights``:
+    (``alpha_squared``, ``clip``, ``test_filter``), ``neural`` (``hidden``, ``layers``, ``cs``, ``weights``:
     a file written by ``NeuralEddyViscosity.save``), or ``none`` (the no-model control run on
     the LES grid). Unset parameters take the model's defaults.
     """

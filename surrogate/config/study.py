@@ -13,6 +13,7 @@ A study names its stages and their settings::
       case: quick.yaml               # channel case the LES runs are made from; its grid becomes
                                      # the dataset's coarse grid (default: the dataset's DNS case)
       models: [none, smagorinsky, wale, dynamic_smagorinsky]
+      start: developed               # from the dataset's last training snapshot (or: case)
       t_end: 40.0                    # h/u_tau
       stats_start: 10.0              # statistics over t >= stats_start
     surrogates:
@@ -34,7 +35,7 @@ from __future__ import annotations
 import math
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
@@ -70,8 +71,13 @@ class LESStageConfig(ConfigModel):
 
     ``case`` is the channel case the runs are built from (physics, initial field, solver); its
     grid is replaced by the dataset's coarse grid and its ``sgs`` section by each model with
-    ``parameters[model]`` (unset: the model's defaults). ``overrides`` then apply to every run.
+    ``parameters[model]`` (unset: the model's defaults). ``start``: ``developed`` (default) starts
+    every run from a developed field, the last training snapshot of the dataset (filtered DNS on
+    the same cells; the test split is never used), ``case`` from the case's own initial field
+    (e.g. a random trip, from which some models relaminarise). ``overrides`` then apply to every run.
     """
+
+    start: Literal["developed", "case"] = "developed"
 
     models: list[str] = Field(default_factory=lambda: ["none", "smagorinsky", "wale", "dynamic_smagorinsky"])
     case: str | None = None
