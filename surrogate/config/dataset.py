@@ -29,6 +29,7 @@ from typing import Any, Iterable, Literal, Mapping
 from pydantic import Field, model_validator
 
 from .base import ConfigModel, Float, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
+from .simulation import CellsConfig
 
 __all__ = ["CoarseGridConfig", "DatasetCase", "FilterConfig", "SourceConfig", "SplitConfig", "load_dataset_case"]
 
@@ -69,27 +70,12 @@ class SourceConfig(ConfigModel):
         return len(self.fields) if self.fields else self.trajectories
 
 
-class CoarseGridConfig(ConfigModel):
-    """The coarse (LES / surrogate) grid: cell counts and wall-normal stretching.
+class CoarseGridConfig(CellsConfig):
+    """The coarse (LES / surrogate) grid: its cells; ``lx`` and ``lz`` default to the DNS box and,
+    if given, must equal it."""
 
-    ``lx`` and ``lz`` default to the DNS box; if given they must equal it.
-    """
-
-    nx: int
-    ny: int
-    nz: int
-    stretching: Float = 0.0
     lx: Float | None = None
     lz: Float | None = None
-
-    @model_validator(mode="after")
-    def check(self) -> CoarseGridConfig:
-        """Positive cell counts, ``ny >= 2``, ``stretching >= 0``."""
-        for name in ("nx", "ny", "nz"):
-            require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
-        require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
-        require(math.isfinite(self.stretching) and self.stretching >= 0, f"stretching must be >= 0, got {self.stretching}")
-        return self
 
 
 class FilterConfig(ConfigModel):

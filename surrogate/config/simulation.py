@@ -16,38 +16,48 @@ from pydantic import Field, model_validator
 from .base import ConfigModel, Float, Scalar, check_output_template, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = [
-    "CaseConfig", "GridConfig", "InitialConfig", "PhysicsConfig", "RunConfig", "SGSConfig",
+    "CaseConfig", "CellsConfig", "GridConfig", "InitialConfig", "PhysicsConfig", "RunConfig", "SGSConfig",
     "SolverConfig", "load_case", "resolve_sgs_weights",
 ]
 
 
-class GridConfig(ConfigModel):
-    """Grid section: cell counts, box size in h and wall-normal stretching.
+class CellsConfig(ConfigModel):
+    """The cells of a channel grid: counts along x, y, z and the wall-normal stretching (0: uniform)."""
+
+    nx: int
+    ny: int
+    nz: int
+    stretching: Float = 0.0
+
+    @model_validator(mode="after")
+    def check_cells(self) -> CellsConfig:
+        """Positive cell counts, ``ny >= 2`` and ``stretching >= 0``."""
+        for name in ("nx", "ny", "nz"):
+            require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
+        require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
+        require(
+            math.isfinite(self.stretching) and self.stretching >= 0,
+            f"stretching must be >= 0 (0 = uniform), got {self.stretching}",
+        )
+        return self
+
+
+class GridConfig(CellsConfig):
+    """Grid section: the cells and the box size in h.
 
     The field names match :class:`surrogate.grid.ChannelGrid`, so
     ``ChannelGrid(**config.grid.model_dump())`` builds the grid.
     """
 
-    nx: int
-    ny: int
-    nz: int
     lx: Float = 2.0 * math.pi
     lz: Float = math.pi
-    stretching: Float = 0.0
 
     @model_validator(mode="after")
     def check(self) -> GridConfig:
-        """Check positive sizes, ``ny >= 2`` and ``stretching >= 0``."""
-        for name in ("nx", "ny", "nz"):
-            require(getattr(self, name) >= 1, f"{name} must be a positive number of cells, got {getattr(self, name)}")
-        require(self.ny >= 2, f"ny must be at least 2 cells between the walls, got {self.ny}")
+        """Positive box lengths."""
         for name in ("lx", "lz"):
             value = getattr(self, name)
             require(math.isfinite(value) and value > 0, f"{name} must be a positive length in h, got {value}")
-        require(
-            math.isfinite(self.stretching) and self.stretching >= 0,
-            f"stretching must be >= 0 (0 = uniform), got {self.stretching}",
-        )
         return self
 
 
