@@ -349,7 +349,7 @@ def test_bad_input_and_arguments_raise_clear_errors():
         model(torch.zeros(1, 1, 2, *shape), _coords(*shape))
     with pytest.raises(ValueError, match=r"ViTEncoder expects a field of shape \(batch, 3, nx, ny, nz\)"):
         model.encoder(torch.zeros(1, 4, *shape), _coords(*shape))
-    with pytest.raises(ValueError, match="unknown encoder 'swin'; choose one of vit, window"):
+    with pytest.raises(ValueError, match="unknown encoder 'swin'; choose one of metaformer_pooling, metaformer_spectral, timm, vit, window"):
         EncoderProcessorDecoder(encoder="swin")
     with pytest.raises(TypeError, match="encoder 'window' takes no option.*window"):
         EncoderProcessorDecoder(encoder="window", encoder_options={"windw": (2, 2, 2)})

@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-__all__ = ["FieldDecoder", "FieldEncoder", "Tokens"]
+__all__ = ["ENCODERS", "FieldDecoder", "FieldEncoder", "Tokens"]
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,28 @@ class Tokens:
         return self.positions.view(*self.grid_shape, 3)
 
 
+#: Every field encoder by its name (the ``encoder`` of an encoder-processor-decoder), filled as the classes are defined.
+ENCODERS: dict[str, type["FieldEncoder"]] = {}
+
+
 class FieldEncoder(nn.Module):
     """Field ``(batch, in_channels, nx, ny, nz)`` and its coordinates -> :class:`Tokens` of width ``dim``.
 
-    Subclasses set ``in_channels``, ``dim`` and ``patch`` (cells per token along x, y, z) and
-    implement :meth:`forward`; they accept any grid size at call time.
+    Subclasses name themselves in the class statement (``class ViTEncoder(FieldEncoder,
+    name="vit")``, joining :data:`ENCODERS`), set ``in_channels``, ``dim`` and ``patch`` (cells per
+    token along x, y, z) and implement :meth:`forward`; they accept any grid size at call time.
     """
 
     in_channels: int
     dim: int
     patch: tuple[int, int, int]
+    name: str = ""
+
+    def __init_subclass__(cls, name: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name = name
+            ENCODERS[name] = cls
 
     def check_field(self, field: torch.Tensor) -> None:
         """Raise a ``ValueError`` naming the expected shape unless ``field`` is ``(batch, in_channels, nx, ny, nz)``."""

@@ -37,7 +37,7 @@ from .geometry import pad_field
 from .layers import Mlp
 from .patch import PatchEmbed3d
 
-__all__ = ["MetaFormerBlock", "MetaFormerEncoder", "PoolingMixer", "SpectralMixer"]
+__all__ = ["MetaFormerBlock", "MetaFormerEncoder", "PoolingMetaFormer", "PoolingMixer", "SpectralMetaFormer", "SpectralMixer"]
 
 MIXERS = ("pooling", "spectral")
 
@@ -168,3 +168,19 @@ class MetaFormerEncoder(FieldEncoder):
         for block in self.blocks:
             x = block(x)
         return tokens.replace(self.norm(x.flatten(1, 3)))
+
+
+class PoolingMetaFormer(MetaFormerEncoder, name="metaformer_pooling"):
+    """:class:`MetaFormerEncoder` with the pooling mixer (option ``pool_size``)."""
+
+    def __init__(self, in_channels: int, dim: int, patch: Sequence[int], depth: int, mlp_ratio: float,
+                 pool_size: int = 3) -> None:
+        super().__init__(in_channels, dim, patch, depth, mlp_ratio, mixer="pooling", pool_size=pool_size)
+
+
+class SpectralMetaFormer(MetaFormerEncoder, name="metaformer_spectral"):
+    """:class:`MetaFormerEncoder` with the spectral mixer (options ``modes``, ``y_kernel``)."""
+
+    def __init__(self, in_channels: int, dim: int, patch: Sequence[int], depth: int, mlp_ratio: float,
+                 modes: Sequence[int] = (4, 3), y_kernel: int = 3) -> None:
+        super().__init__(in_channels, dim, patch, depth, mlp_ratio, mixer="spectral", modes=modes, y_kernel=y_kernel)

@@ -55,16 +55,12 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 
 from ..registry import SurrogateModel
-from .base import FieldEncoder
+from . import metaformer, timm_adapter, vit, window  # noqa: F401  (the encoders register on import)
+from .base import ENCODERS, FieldEncoder
 from .decoder import PatchDecoder
-from .metaformer import MetaFormerEncoder
 from .processor import LatentProcessor
-from .vit import ViTEncoder
-from .window import WindowEncoder
 
 __all__ = ["ENCODERS", "EncoderProcessorDecoder", "build_encoder"]
-
-ENCODERS = ("vit", "window", "metaformer_pooling", "metaformer_spectral", "timm")
 
 
 def build_encoder(
@@ -78,34 +74,29 @@ def build_encoder(
     options: Mapping[str, Any] | None = None,
     pretrained_path: str | None = None,
 ) -> FieldEncoder:
-    """A field encoder of kind ``kind`` (see the module table) with its ``options``.
+    """The field encoder registered as ``kind`` (:data:`ENCODERS`, see the module table) with its ``options``.
+
+    Of the shared arguments each encoder takes those its constructor names (the MetaFormers take no
+    ``heads``, the timm encoder no ``patch``); ``options`` are the rest of its arguments.
 
     Raises
     ------
     ValueError
-        For an unknown kind, or ``pretrained_path`` with an encoder other than ``"timm"``.
+        For an unknown kind, or ``pretrained_path`` with an encoder that loads no pretrained weights.
     TypeError
         For an option the kind does not take, naming the ones it does.
     """
     if kind not in ENCODERS:
-        raise ValueError(f"unknown encoder {kind!r}; choose one of {', '.join(ENCODERS)}")
-    if pretrained_path is not None and kind != "timm":
+        raise ValueError(f"unknown encoder {kind!r}; choose one of {', '.join(sorted(ENCODERS))}")
+    cls = ENCODERS[kind]
+    shared = dict(in_channels=in_channels, dim=dim, patch=patch, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
+                  pretrained_path=pretrained_path)
+    parameters = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    if pretrained_path is not None and "pretrained_path" not in parameters:
         raise ValueError(f"pretrained_path applies to the 'timm' encoder only, not to {kind!r}")
+    fixed = {key: value for key, value in shared.items() if key in parameters}
+    accepted = [p for p in parameters if p not in shared]
     options = dict(options or {})
-    if kind == "timm":
-        from .timm_adapter import TimmPlaneEncoder  # imports timm, only when asked for
-
-        cls: type[FieldEncoder] = TimmPlaneEncoder
-        fixed: dict[str, Any] = dict(in_channels=in_channels, dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
-                                     pretrained_path=pretrained_path)
-    else:
-        cls = {"vit": ViTEncoder, "window": WindowEncoder}.get(kind, MetaFormerEncoder)
-        fixed = dict(in_channels=in_channels, dim=dim, patch=patch, depth=depth, mlp_ratio=mlp_ratio)
-        if kind.startswith("metaformer_"):
-            fixed["mixer"] = kind.removeprefix("metaformer_")
-        else:
-            fixed["heads"] = heads
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in fixed and p != "self"]
     unknown = [key for key in options if key not in accepted]
     if unknown:
         raise TypeError(f"encoder {kind!r} takes no option(s) {', '.join(unknown)}; "

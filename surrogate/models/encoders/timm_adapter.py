@@ -150,7 +150,7 @@ def load_pretrained(backbone: nn.Module, path: str | Path, in_channels: int) -> 
     return report
 
 
-class TimmPlaneEncoder(FieldEncoder):
+class TimmPlaneEncoder(FieldEncoder, name="timm"):
     """Field ``(batch, in_channels, nx, ny, nz)`` -> :class:`Tokens` from a timm backbone on the x-z planes.
 
     Parameters

@@ -21,7 +21,7 @@ from .patch import PatchEmbed3d
 __all__ = ["ViTEncoder"]
 
 
-class ViTEncoder(FieldEncoder):
+class ViTEncoder(FieldEncoder, name="vit"):
     """Field ``(batch, in_channels, nx, ny, nz)`` -> :class:`Tokens` after ``depth`` global-attention blocks.
 
     Parameters

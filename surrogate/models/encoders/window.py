@@ -105,7 +105,7 @@ class WindowBlock(nn.Module):
         return x
 
 
-class WindowEncoder(FieldEncoder):
+class WindowEncoder(FieldEncoder, name="window"):
     """Patch embedding, then ``depth`` :class:`WindowBlock` s (every second one shifted), then LayerNorm.
 
     Parameters
