@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
-    "ConfigError", "ConfigModel", "Float", "Scalar", "apply_overrides", "check_folder_name",
+    "ConfigError", "ConfigModel", "Float", "NamedCase", "Scalar", "apply_overrides", "check_folder_name",
     "check_output_template", "config_hash", "device_problem", "dump_config", "load_config",
     "read_yaml", "require", "resolve_path", "source_folder",
 ]
@@ -470,6 +470,26 @@ def require(condition: bool, message: str) -> None:
     """Raise ``ValueError(message)`` unless ``condition`` holds (inside a section's checks)."""
     if not condition:
         raise ValueError(message)
+
+
+class NamedCase(ConfigModel):
+    """What a case file that makes one folder has: its ``name``, the ``output`` folder template
+    (``{name}`` is replaced by the name) and a free-text ``description``."""
+
+    name: str
+    output: str = "runs/{name}"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def check_name_and_output(self) -> "NamedCase":
+        """A name usable as a folder name; an output template with no placeholder but ``{name}``."""
+        check_folder_name(self.name)
+        check_output_template(self.output)
+        return self
+
+    def output_dir(self) -> Path:
+        """The folder the case writes: ``output`` with ``{name}`` replaced."""
+        return Path(self.output.format(name=self.name))
 
 
 def check_folder_name(value: str, key: str = "name") -> None:

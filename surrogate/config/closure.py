@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import math
 from os import PathLike
-from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from .base import ConfigModel, Float, check_folder_name, check_output_template, device_problem, load_config, require, resolve_path, source_folder
+from .base import ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
 
@@ -80,26 +79,12 @@ class ClosureTrainingConfig(ConfigModel):
         return self
 
 
-class ClosureCase(ConfigModel):
+class ClosureCase(NamedCase):
     """A closure training case."""
 
-    name: str
     dataset: str
     closure: ClosureNetworkConfig = Field(default_factory=ClosureNetworkConfig)
     training: ClosureTrainingConfig = Field(default_factory=ClosureTrainingConfig)
-    output: str = "runs/{name}"
-    description: str = ""
-
-    @model_validator(mode="after")
-    def check(self) -> ClosureCase:
-        """A usable name and output template."""
-        check_folder_name(self.name)
-        check_output_template(self.output)
-        return self
-
-    def output_dir(self) -> Path:
-        """The run folder: ``output`` with ``{name}`` replaced."""
-        return Path(self.output.format(name=self.name))
 
 
 def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> ClosureCase:

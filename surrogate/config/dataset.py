@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import math
 from os import PathLike
-from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from .base import ConfigModel, Float, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
+from .base import ConfigModel, NamedCase, Float, load_config, require, resolve_path, source_folder
 from .simulation import CellsConfig
 
 __all__ = ["CoarseGridConfig", "DatasetCase", "FilterConfig", "SourceConfig", "SplitConfig", "load_dataset_case"]
@@ -103,10 +102,9 @@ class SplitConfig(ConfigModel):
         return self
 
 
-class DatasetCase(ConfigModel):
+class DatasetCase(NamedCase):
     """A filtered-DNS dataset: source, coarse grid, filter, snapshot spacing, split, output."""
 
-    name: str
     source: SourceConfig
     coarse_grid: CoarseGridConfig
     dt_snapshot: Float
@@ -115,19 +113,12 @@ class DatasetCase(ConfigModel):
     dtype: Literal["float32", "float64"] = "float32"
     pressure: bool = False
     output: str = "datasets/{name}"
-    description: str = ""
 
     @model_validator(mode="after")
     def check(self) -> DatasetCase:
-        """A usable name, a positive snapshot spacing and a valid output template."""
-        check_folder_name(self.name)
+        """A positive snapshot spacing."""
         require(math.isfinite(self.dt_snapshot) and self.dt_snapshot > 0, f"dt_snapshot must be positive (h/u_tau), got {self.dt_snapshot}")
-        check_output_template(self.output)
         return self
-
-    def output_dir(self) -> Path:
-        """The dataset folder: ``output`` with ``{name}`` replaced."""
-        return Path(self.output.format(name=self.name))
 
 
 def load_dataset_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> DatasetCase:

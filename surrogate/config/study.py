@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import math
 from os import PathLike
-from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from .base import ConfigModel, Float, Scalar, check_folder_name, check_output_template, load_config, require, resolve_path, source_folder
+from .base import ConfigModel, NamedCase, Float, Scalar, check_folder_name, load_config, require, resolve_path, source_folder
 from .simulation import resolve_sgs_weights
 from .training import DataConfig, ModelConfig, RolloutConfig, TrainingConfig, check_unrolled_steps
 
@@ -140,24 +139,19 @@ class ValidationConfig(ConfigModel):
         return self
 
 
-class StudyCase(ConfigModel):
+class StudyCase(NamedCase):
     """A whole study: data, LES baselines, surrogates, rollouts and the validation report."""
 
-    name: str
     dataset: StudyDatasetConfig
     surrogates: list[SurrogateConfig] = []
     les: LESStageConfig | None = None
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     device: str = "cpu"
-    output: str = "runs/{name}"
-    description: str = ""
 
     @model_validator(mode="after")
     def check(self) -> StudyCase:
-        """A usable name, distinct surrogate labels, something to compare, a known speed baseline."""
-        check_folder_name(self.name)
-        check_output_template(self.output)
+        """Distinct surrogate labels, something to compare, a known speed baseline."""
         labels = [item.label for item in self.surrogates]
         require(len(set(labels)) == len(labels), f"surrogate labels must be distinct, got {labels}")
         require(bool(labels) or self.les is not None, "a study needs at least one surrogate or an 'les' section")
@@ -167,10 +161,6 @@ class StudyCase(ConfigModel):
                 f"validation.speed_baseline {self.validation.speed_baseline!r} is not one of the LES models {self.les.models}",
             )
         return self
-
-    def output_dir(self) -> Path:
-        """The run folder: ``output`` with ``{name}`` replaced."""
-        return Path(self.output.format(name=self.name))
 
 
 def load_study_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> StudyCase:

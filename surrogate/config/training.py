@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from .base import ConfigModel, Float, check_folder_name, check_output_template, device_problem, load_config, require, resolve_path, source_folder
+from .base import ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
 if TYPE_CHECKING:
     from ..constraints import ConstraintSettings
@@ -192,29 +191,20 @@ class RolloutConfig(ConfigModel):
         return self
 
 
-class TrainCase(ConfigModel):
+class TrainCase(NamedCase):
     """A surrogate training (and rollout) case."""
 
-    name: str
     dataset: str
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
-    output: str = "runs/{name}"
-    description: str = ""
 
     @model_validator(mode="after")
     def check(self) -> TrainCase:
-        """A usable name and output template; gradient steps left after the pushforward ones."""
-        check_folder_name(self.name)
-        check_output_template(self.output)
+        """Gradient steps left after the pushforward ones."""
         check_unrolled_steps(self.data, self.training)
         return self
-
-    def output_dir(self) -> Path:
-        """The run folder: ``output`` with ``{name}`` replaced."""
-        return Path(self.output.format(name=self.name))
 
 
 def check_unrolled_steps(data: DataConfig, training: TrainingConfig) -> None:
