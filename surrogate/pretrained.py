@@ -7,7 +7,7 @@ trained it and what its long rollout measured against the filtered DNS.
 
 >>> import surrogate as sg
 >>> [card.name for card in sg.pretrained_models()]  # doctest: +SKIP
-['ifactformer_m-re180']
+['ifactformer_m-re180', 'ifactformer_o-re180']
 >>> model, card = sg.pretrained("ifactformer_m-re180")  # doctest: +SKIP
 >>> sg.rollout_pretrained("ifactformer_m-re180", steps=1000, path="rollout.nc")  # doctest: +SKIP
 >>> sg.rollout_pretrained("ifactformer_m-re180", ds, steps=1000, path="rollout.nc")  # doctest: +SKIP
