@@ -6,7 +6,9 @@ field file as soon as it is made (so a rollout of 10,000 steps never holds more 
 memory), in physical units (u_tau) with time ``t_0 + k dt`` (``dt`` the dataset's snapshot
 spacing, h/u_tau) and the model, checkpoint and case in the attributes. With ``compile`` the model
 runs through :func:`torch.compile`: a one-off cost of seconds to a minute, then predictions about
-twice as fast on a CPU (``benchmarks/README.md``), equal to the eager ones to float32 round-off.
+twice as fast on a CPU (``benchmarks/README.md``), equal to the eager ones to float32 round-off;
+where compiling fails (no C++ compiler, an operation inductor cannot lower) the rollout runs eager
+with a warning and says so in its ``rollout_compiled`` and ``rollout_compile_error`` attributes.
 
 Optional constraints (:mod:`surrogate.constraints`): exact properties of the channel imposed on
 every prediction — the mean profile advanced by the mean-momentum equation with the predicted
@@ -21,6 +23,7 @@ energy exceeds ``energy_bound`` times that of the initial state.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from .fields import FieldWriter
 from .grid import ChannelGrid
 from .models import SurrogateModel
 from .config import TrainCase
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Predictions", "RolloutResult", "fluctuation_energy", "rollout", "rollout_case"]
 
@@ -78,7 +83,8 @@ class Predictions:
     Parameters are those of :func:`rollout`. :meth:`run` yields the constrained states in
     physical units ``(3, nx, ny, nz)``; it ends early when a prediction is not finite or its
     fluctuation energy exceeds ``energy_bound`` times the initial state's, and ``status`` then
-    says why (``"completed"`` otherwise). ``compile``: run the model through :func:`torch.compile`.
+    says why (``"completed"`` otherwise). ``compile``: run the model through :func:`torch.compile`;
+    if compiling fails the model runs eager (``compiled`` turns false, ``compile_error`` says why).
     """
 
     def __init__(
@@ -97,7 +103,7 @@ class Predictions:
     ) -> None:
         device = torch.device(device)
         self.model, self.normalization, self.energy_bound = model.to(device).eval(), normalization, energy_bound
-        self.compiled = compile
+        self.compiled, self.compile_error = compile, None
         self.forward = torch.compile(self.model, dynamic=False) if compile else self.model
         self.coords = {name: torch.as_tensor(getattr(grid, name), dtype=torch.float32, device=device) for name in ("x", "y", "z")}
         self.dy = torch.as_tensor(grid.dy, device=device)
@@ -108,17 +114,17 @@ class Predictions:
         self.status = "completed"
 
     def _predict(self) -> torch.Tensor:
-        """The model's next normalised state; a failure of :func:`torch.compile` is named as such."""
+        """The model's next normalised state; if :func:`torch.compile` fails, the eager model's, with a warning."""
         try:
             return self.forward(self.window, self.coords)
         except Exception as exc:  # inductor raises many kinds (no C++ compiler, an unsupported op)
             if not self.compiled or not type(exc).__module__.startswith("torch._"):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(
-                f"torch.compile of {self.model.registry_name} failed ({type(exc).__name__}: {first}); "
-                "roll out without compile (rollout.compile=false, or without --compile)"
-            ) from None
+            self.compile_error = f"{type(exc).__name__}: {first}"
+            log.warning(f"torch.compile of {self.model.registry_name} failed ({self.compile_error}); rolling out eager")
+            self.forward, self.compiled = self.model, False
+            return self.forward(self.window, self.coords)
 
     @torch.inference_mode()
     def run(self, steps: int) -> Iterator[torch.Tensor]:
@@ -247,6 +253,7 @@ def rollout(
     status = predictions.status
     path = writer.finalize({
         "rollout_status": status, "rollout_steps": done, "rollout_warm_up_s": warm_up, "rollout_seconds_per_step": per_step,
+        "rollout_compiled": int(predictions.compiled), "rollout_compile_error": predictions.compile_error or "",
     })
     return RolloutResult(path, done, status, warm_up, per_step)
 

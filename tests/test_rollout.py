@@ -17,7 +17,7 @@ from surrogate.projection import CentredProjection
 from surrogate.rollout import rollout, rollout_case
 from surrogate.config import load_train_case
 from surrogate.training import train
-from conftest import SMALL_GRID
+from conftest import SMALL_GRID, logged_messages
 
 
 class ScaledPersistence(SurrogateModel, name="test_scaled_persistence"):
@@ -83,6 +83,27 @@ def test_compiled_rollout_matches_the_eager_one(advected, tmp_path):
     for name in "uvw":
         np.testing.assert_allclose(compiled[name].values, eager[name].values, rtol=0, atol=1e-5 * scale)
     assert float(np.abs(eager.u.values[4] - eager.u.values[0]).max()) > 1e-3 * scale  # the model changes the state
+
+
+def test_a_failed_compile_falls_back_to_the_eager_model_with_a_warning(advected, tmp_path, monkeypatch):
+    class InductorFailure(Exception):
+        pass
+
+    InductorFailure.__module__ = "torch._inductor.exc"  # the kind of error torch.compile raises
+
+    def failing_compile(model, **options):
+        def compiled(*args):
+            raise InductorFailure("no C++ compiler found")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    with logged_messages() as messages:
+        result = _roll(advected, tmp_path / "fallback", ScaledPersistence(gain=0.9), steps=3, compile=True)
+    assert result.completed and any("torch.compile of test_scaled_persistence failed" in m and "rolling out eager" in m for m in messages)
+    fallback, eager = open_fields(result.path), open_fields(_roll(advected, tmp_path / "eager", ScaledPersistence(gain=0.9), steps=3).path)
+    np.testing.assert_array_equal(fallback.u.values, eager.u.values)
+    assert fallback.attrs["rollout_compiled"] == 0 and "no C++ compiler found" in fallback.attrs["rollout_compile_error"]
+    assert eager.attrs["rollout_compile_error"] == ""
 
 
 def test_rollout_stops_when_energy_grows_past_the_bound(advected, tmp_path):
