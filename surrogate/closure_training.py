@@ -36,8 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .atomic import save_torch
-from .config import ClosureCase
-from .config import ConfigError, dump_config
+from .config import ClosureCase, ConfigError, dump_config
 from .losses import field_error, statistics_error
 from .run_folder import require_checkpoint, start_fresh
 from .solver.channel import ChannelSolver, ChannelState

@@ -34,13 +34,12 @@ from typing import Any, Iterator, Mapping
 import torch
 from tqdm.auto import tqdm
 
-from .config import ConfigError
+from .config import ConfigError, TrainCase
 from .constraints import ConstraintSettings, RolloutConstraints
 from .data.normalization import Normalization
 from .fields import FieldWriter
 from .grid import ChannelGrid
 from .models import SurrogateModel
-from .config import TrainCase
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ The stages of a study case (:mod:`surrogate.config.study`), in order:
     Each surrogate trained on the dataset (:func:`surrogate.training.train`) and rolled out from
     the first window of the rollout split (:func:`surrogate.rollout.rollout_case`).
 ``report``
-    The LES (statistics over ``t >= les.stats_start``) and the rollouts (all their states) against
+    The LES (statistics over their time after ``les.stats_start``) and the rollouts (all their states) against
     each reference (:func:`surrogate.evaluation.evaluate`): ``report/<reference>/report.md`` and
     ``.html`` with figures, and the summary ``summary.md`` / ``summary.csv`` of the first
     reference, with each method's stability and cost per h/u_tau.
@@ -42,10 +42,8 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from .config import CaseConfig, ConfigError, config_hash, dump_config, load_case, read_yaml
+from .config import CaseConfig, ConfigError, StudyCase, TrainCase, config_hash, dump_config, load_case, read_yaml
 from .fields import open_fields
-from .config import StudyCase
-from .config import TrainCase
 
 log = logging.getLogger(__name__)
 

@@ -46,14 +46,13 @@ import torch.distributed as dist
 import yaml
 from tqdm.auto import tqdm
 
-from .config import ConfigError, dump_config
+from .config import ConfigError, TrainCase, dump_config
 from .data import Normalization, WindowDataset
 from .losses import divergence_error, field_error, profile_error, relative_l2, spectral_error, statistics_error
 from .mean_flow import PlaneStatistics, plane_statistics
 from .projection import CentredProjection
 from .run_folder import require_checkpoint, start_fresh
 from .models import SurrogateModel, build_model, count_parameters, load_model, save_model
-from .config import TrainCase
 
 log = logging.getLogger(__name__)
 
