@@ -22,7 +22,6 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..grid import ChannelGrid
 from .operators import StaggeredOperators
@@ -465,7 +464,6 @@ class ChannelSolver:
         dt: float | None = None,
         cfl: float | None = None,
         callback: Callable[[ChannelState], None] | None = None,
-        progress: bool = False,
     ) -> ChannelState:
         """Advance to the absolute time ``t_end`` or by ``steps`` steps.
 
@@ -483,9 +481,8 @@ class ChannelSolver:
         cfl
             CFL number of the adaptive step (default: the solver's).
         callback
-            Called with the state after every step.
-        progress
-            Show a progress bar.
+            Called with the state after every step (e.g. to update a progress bar; the solver
+            itself prints nothing, :func:`surrogate.simulation.run_case` shows one).
         """
         if (t_end is None) == (steps is None):
             raise ValueError("give exactly one of t_end and steps")
@@ -493,34 +490,25 @@ class ChannelSolver:
             raise ValueError(f"t_end = {t_end} lies before the state's time {state.time}")
         if dt is not None and not dt > 0:
             raise ValueError(f"dt must be positive, got {dt}")
-        total = steps if steps is not None else t_end - state.time
-        bar = tqdm(total=total, disable=not progress, unit="step" if steps is not None else " h/u_tau")
         n_done = 0
-        try:
-            while True:
-                if steps is not None and n_done >= steps:
-                    break
-                if t_end is not None and t_end - state.time <= 1e-12 * max(1.0, abs(t_end)):
-                    break
-                step_dt = self.stable_dt(state, cfl) if dt is None else dt
-                if dt is not None:
-                    self._check_finite(state)
-                if t_end is not None:
-                    remaining = t_end - state.time
-                    if step_dt >= remaining * (1 - 1e-9):
-                        step_dt = remaining
-                previous_time = state.time
-                state = self.step(state, step_dt)
-                if t_end is not None and abs(state.time - t_end) < 1e-12 * max(1.0, abs(t_end)):
-                    state.time = float(t_end)
-                n_done += 1
-                bar.update(1 if steps is not None else state.time - previous_time)
-                if progress:
-                    bar.set_postfix(t=f"{state.time:.3f}", dt=f"{step_dt:.2e}", refresh=False)
-                if callback is not None:
-                    callback(state)
-        finally:
-            bar.close()
+        while True:
+            if steps is not None and n_done >= steps:
+                break
+            if t_end is not None and t_end - state.time <= 1e-12 * max(1.0, abs(t_end)):
+                break
+            step_dt = self.stable_dt(state, cfl) if dt is None else dt
+            if dt is not None:
+                self._check_finite(state)
+            if t_end is not None:
+                remaining = t_end - state.time
+                if step_dt >= remaining * (1 - 1e-9):
+                    step_dt = remaining
+            state = self.step(state, step_dt)
+            if t_end is not None and abs(state.time - t_end) < 1e-12 * max(1.0, abs(t_end)):
+                state.time = float(t_end)
+            n_done += 1
+            if callback is not None:
+                callback(state)
         self._check_finite(state)
         return state
 
