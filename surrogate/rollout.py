@@ -237,18 +237,19 @@ def rollout(
     writer = FieldWriter(path, grid, re_tau=re_tau, dtype="float32", attrs=meta, overwrite=overwrite)
     writer.append(t0, *predictions.state)
     done = 0
-    clock = [time.perf_counter()]  # start, then the end of the first step, then the end of the last
+    started = first = last = time.perf_counter()  # the end of the first and of the last step
     try:
         for k, state in enumerate(tqdm(predictions.run(steps), total=steps, disable=not progress, unit="step", desc="rollout"), 1):
             if k % output_every == 0:
                 writer.append(t0 + k * dt, *state)
-            done = k
-            clock[1 if k == 1 else 2:] = [time.perf_counter()]
+            done, last = k, time.perf_counter()
+            if k == 1:
+                first = last
     except BaseException:
         writer.close_partial()
         raise
-    warm_up = clock[1] - clock[0] if done else float("nan")
-    per_step = (clock[2] - clock[1]) / (done - 1) if done > 1 else float("nan")
+    warm_up = first - started if done else float("nan")
+    per_step = (last - first) / (done - 1) if done > 1 else float("nan")
     status = predictions.status
     path = writer.finalize({
         "rollout_status": status, "rollout_steps": done, "rollout_warm_up_s": warm_up, "rollout_seconds_per_step": per_step,
