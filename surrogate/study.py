@@ -215,8 +215,9 @@ class _Study:
         self.stage("dataset", key, work)
         return folder
 
-    def les_case(self, model: str, manifest: Mapping[str, Any]) -> CaseConfig:
-        """The LES case of ``model``: the base case on the coarse grid and box of the dataset ``manifest``."""
+    def les_case(self, model: str, manifest: Mapping[str, Any], initial: Mapping[str, Any] | None = None) -> CaseConfig:
+        """The LES case of ``model``: the base case on the coarse grid and box of the dataset ``manifest``,
+        started from ``initial`` (an ``initial`` section; ``None``: the base case's own)."""
         settings = self.case.les
         assert settings is not None
         base = settings.case or (manifest.get("case", {}).get("source", {}) or {}).get("case")
@@ -234,9 +235,9 @@ class _Study:
         mapping["grid"] = {key: grid[key] for key in ("nx", "ny", "nz", "lx", "lz", "stretching")}
         mapping["sgs"] = {"model": model, "parameters": dict(settings.parameters.get(model, {}))}
         start = 0.0
-        if settings.start == "developed":
-            mapping["initial"] = _last_training_snapshot(manifest)
-            start = mapping["initial"]["time"]  # the run continues the snapshot's clock
+        if initial is not None:
+            mapping["initial"] = dict(initial)
+            start = initial["time"]  # the run continues the snapshot's clock
         mapping.setdefault("solver", {})["device"] = self.case.device
         mapping["run"] = {
             "t_end": start + settings.t_end,
@@ -255,13 +256,14 @@ class _Study:
         if self.case.les is None:
             return {}
         manifest = read_manifest(dataset_folder)
+        initial = _last_training_snapshot(manifest) if self.case.les.start == "developed" else None
         folders = {}
         for model in self.case.les.models:
-            case = self.les_case(model, manifest)
+            case = self.les_case(model, manifest, initial)
             plain = dump_config(case)
             plain["run"].pop("output")
             # the dataset enters through its grid, and through its training snapshot when the runs start from it
-            key = _key(plain, self.keys["dataset"]) if self.case.les.start == "developed" else _key(plain)
+            key = _key(plain, self.keys["dataset"]) if initial is not None else _key(plain)
             folder = case.output_dir()
 
             def work(fresh: bool, case: CaseConfig = case, folder: Path = folder) -> dict[str, Any]:
@@ -447,10 +449,11 @@ def write_summary(
         }
         if label.startswith("LES "):
             row.update(kind="LES", stable="yes", cost=les_cost(label[4:]))
-            folder_of_run = Path(stages[f"les/{label[4:]}"]["path"])
-            with open_fields(folder_of_run / "fields.nc") as ds:
-                nominal = float(ds.attrs["re_tau"])
-            row["re_tau_forcing"] = forcing_re_tau(folder_of_run / "diagnostics.csv", nominal, _stats_start(folder_of_run))
+            run_folder = Path(stages[f"les/{label[4:]}"]["path"])
+            settings = read_yaml(run_folder / "case.yaml")
+            row["re_tau_forcing"] = forcing_re_tau(
+                run_folder / "diagnostics.csv", float(settings["physics"]["re_tau"]), float(settings["run"]["stats_start"])
+            )
         elif f"rollout/{label}" in stages:
             record, fit = stages[f"rollout/{label}"], stages[f"train/{label}"]
             status = record["rollout_status"]
