@@ -154,8 +154,8 @@ def load_mkm(re_tau: int | float, reference_dir: str | PathLike[str] | None = No
         Over dim ``y_plus`` (65 points at 180, 129 at 395 and 590, wall to centreline) with
         coords ``y_plus`` and ``y`` (distance from the wall in ``h``, 0..1); variables ``U``
         (``U+``), ``u_rms``, ``v_rms``, ``w_rms`` (``sqrt(R_uu)`` etc., in ``u_tau``) and ``uv``
-        (``R_uv = <u'v'>+``, negative); attrs ``re_tau`` (exact, e.g. 178.12),
-        ``re_tau_nominal``, ``label``, ``source`` (citation) and ``files``.
+        (``R_uv = <u'v'>+``, negative); attrs ``re_tau`` (nominal, e.g. 180),
+        ``re_tau_measured`` (the published value, e.g. 178.12), ``label``, ``source`` (citation) and ``files``.
 
     Raises
     ------
@@ -177,8 +177,8 @@ def load_mkm(re_tau: int | float, reference_dir: str | PathLike[str] | None = No
         means[:, 2],
         stress[:, 2:6],
         {
-            "re_tau": re_means,
-            "re_tau_nominal": nominal,
+            "re_tau": nominal,
+            "re_tau_measured": re_means,
             "label": f"MKM 1999, Re_tau = {re_means:g}",
             "source": MKM_CITATION,
             "files": f"{means_path.name}, {stress_path.name}",
@@ -205,7 +205,7 @@ def load_lee_moser(re_tau: int | float, reference_dir: str | PathLike[str] | Non
         the wall to just below the centreline, ``y = 0.9916`` at 180: the files omit ``y = 1``)
         with coords ``y_plus`` and ``y`` (in ``h``); ``U`` (``U+``), ``u_rms``, ``v_rms``,
         ``w_rms`` (square roots of the variances) and ``uv`` (``<u'v'>+``, negative); attrs
-        ``re_tau`` (exact, 182.088 or 543.496), ``re_tau_nominal``, ``label``, ``source`` and
+        ``re_tau`` (nominal, 180 or 550), ``re_tau_measured`` (182.088 or 543.496), ``label``, ``source`` and
         ``files``.
 
     Raises
@@ -228,8 +228,8 @@ def load_lee_moser(re_tau: int | float, reference_dir: str | PathLike[str] | Non
         means[:, 2],
         fluc[:, 2:6],
         {
-            "re_tau": re_means,
-            "re_tau_nominal": nominal,
+            "re_tau": nominal,
+            "re_tau_measured": re_means,
             "label": f"Lee & Moser 2015, Re_tau = {re_means:g}",
             "source": LM_CITATION,
             "files": f"{mean_path.name}, {fluc_path.name}",

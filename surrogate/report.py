@@ -136,7 +136,7 @@ def profiles_figure(
 
     y_ref = y_plus_of(reference, "reference")
     _draw_wall_laws(ax_mean, float(np.max(y_ref)))
-    draw(reference, "black", f"reference (Re_tau = {reference.attrs.get('re_tau', '?')})", 1.8)
+    draw(reference, "black", f"reference (Re_tau = {reference.attrs.get('re_tau_measured', '?')})", 1.8)
     for i, (label, ds) in enumerate(profiles_plus.items()):
         draw(ds, _colour(i), str(label), 1.3)
 
@@ -154,7 +154,7 @@ def profiles_figure(
         ax_rms.grid(True, alpha=0.3)
     if ax is None:
         if title is None:
-            title = f"Mean and rms profiles against the reference (Re_tau = {reference.attrs.get('re_tau', '?')})"
+            title = f"Mean and rms profiles against the reference (Re_tau = {reference.attrs.get('re_tau_measured', '?')})"
         fig.suptitle(title)
     elif title is not None:
         ax_mean.set_title(title)
@@ -423,7 +423,7 @@ def _report_blocks(evaluation: Evaluation, figures: list[tuple[str, str]], comma
         blocks.append(("p", (
             f"Reference: the run `{ref.attrs.get('source', ref_label)}`, {int(ref.attrs['n_snapshots'])} snapshots "
             f"over t = {float(ref.attrs['t_start']):g} .. {float(ref.attrs['t_end']):g} h/u_tau, "
-            f"Re_tau = {float(ref.attrs['re_tau']):.1f} measured."
+            f"Re_tau = {float(ref.attrs['re_tau_measured']):.1f} measured."
         )))
     blocks.append(("h2", "Runs"))
     rows = []
@@ -431,7 +431,7 @@ def _report_blocks(evaluation: Evaluation, figures: list[tuple[str, str]], comma
         attrs = r.stats.attrs
         grid = f"{attrs.get('grid_nx', '?')} x {attrs.get('grid_ny', '?')} x {attrs.get('grid_nz', '?')}"
         rows.append([r.label, f"`{r.source}`" if r.source else "", grid, str(int(attrs["n_snapshots"])),
-                     f"{float(attrs['t_start']):g} .. {float(attrs['t_end']):g}", f"{float(attrs['re_tau_nominal']):g}"])
+                     f"{float(attrs['t_start']):g} .. {float(attrs['t_end']):g}", f"{float(attrs['re_tau']):g}"])
     blocks.append(("table", ["run", "source", "grid", "snapshots", "t (h/u_tau)", "nominal Re_tau"], rows))
 
     blocks.append(("h2", "Metrics"))
@@ -444,7 +444,7 @@ def _report_blocks(evaluation: Evaluation, figures: list[tuple[str, str]], comma
         "Statistics: averages over x, z, time (t >= t_start) and the two channel halves; wall units with each "
         "run's own friction velocity from the mean wall shear (second-order one-sided gradient).",
         "Re_tau error: (Re_tau - Re_tau,ref) / Re_tau,ref, with the reference's "
-        f"Re_tau = {float(ref.attrs['re_tau']):g}.",
+        f"Re_tau = {float(ref.attrs['re_tau_measured']):g}.",
         "max abs(dU+): largest |U+ - U+_ref| on the run's points inside the reference's y+ range (reference "
         "interpolated linearly in y+).",
         "L2 q: relative L2 deviation sqrt(sum w (q - q_ref)^2 / sum w q_ref^2) on the same points, weights w the "

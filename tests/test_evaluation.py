@@ -55,8 +55,8 @@ def test_reference_files_are_shipped() -> None:
 def test_load_180_known_row(mkm180: xr.Dataset) -> None:
     ds = mkm180
     assert ds.sizes["y_plus"] == 65
-    assert ds.attrs["re_tau"] == 178.12
-    assert ds.attrs["re_tau_nominal"] == 180
+    assert ds.attrs["re_tau_measured"] == 178.12
+    assert ds.attrs["re_tau"] == 180
     assert "doi:10.1063/1.869966" in ds.attrs["source"]
     # chan180 row 11: y = 2.9969e-02, y+ = 5.3381, U+ = 5.1133; R_uu 3.1074, R_vv 1.7023e-02,
     # R_ww 3.7999e-01, R_uv -9.9746e-02
@@ -100,8 +100,8 @@ def test_uv_negative_and_peak_values(mkm180: xr.Dataset) -> None:
 )
 def test_nearest_selection(wanted: float, nominal: int, exact: float, rows: int) -> None:
     ds = load_mkm(wanted)
-    assert ds.attrs["re_tau_nominal"] == nominal
-    assert ds.attrs["re_tau"] == exact
+    assert ds.attrs["re_tau"] == nominal
+    assert ds.attrs["re_tau_measured"] == exact
     assert ds.sizes["y_plus"] == rows
 
 
@@ -177,7 +177,7 @@ def test_compare_with_mkm_recovers_the_reference_from_a_field_built_on_it(mkm180
     from surrogate.grid import ChannelGrid
     from surrogate.evaluation import compare_with_mkm
 
-    re_tau = float(mkm180.attrs["re_tau"])
+    re_tau = float(mkm180.attrs["re_tau_measured"])
     grid = ChannelGrid(4, 96, 4, stretching=2.5)
     wall_distance_plus = np.minimum(grid.y, 2.0 - grid.y) * re_tau
     profile = np.interp(wall_distance_plus, mkm180["y_plus"].values, mkm180["U"].values)
@@ -185,7 +185,7 @@ def test_compare_with_mkm_recovers_the_reference_from_a_field_built_on_it(mkm180
     zeros = np.zeros_like(u)
     ds = make_fields(grid, u, zeros, zeros, re_tau=re_tau, time=np.array([0.0, 1.0]))
     profiles, reference, deviation = compare_with_mkm(ds, t_start=0.0)
-    assert reference.attrs["re_tau"] == re_tau
+    assert reference.attrs["re_tau_measured"] == re_tau
     assert deviation["n_snapshots"] == 2
     assert abs(deviation["re_tau"] / re_tau - 1.0) < 0.01
     assert deviation["U"] < 0.1
@@ -207,8 +207,8 @@ def test_lee_moser_files_match_their_sources_entry() -> None:
 def test_load_lee_moser_180_known_rows() -> None:
     ds = load_lee_moser(180)
     assert ds.sizes["y_plus"] == 96
-    assert ds.attrs["re_tau"] == 182.088
-    assert ds.attrs["re_tau_nominal"] == 180
+    assert ds.attrs["re_tau_measured"] == 182.088
+    assert ds.attrs["re_tau"] == 180
     assert "doi:10.1017/jfm.2015.268" in ds.attrs["source"]
     assert set(ds.data_vars) == {"U", "u_rms", "v_rms", "w_rms", "uv"}
     # LM_Channel_0180 row 21: y/delta 4.553216965344320e-02, y+ 8.290879507882680, U+ 7.424476521405005;
@@ -230,9 +230,9 @@ def test_load_lee_moser_180_known_rows() -> None:
 def test_load_lee_moser_550_and_nearest_case() -> None:
     ds = load_lee_moser(540)
     assert ds.sizes["y_plus"] == 192
-    assert ds.attrs["re_tau"] == 543.496 and ds.attrs["re_tau_nominal"] == 550
+    assert ds.attrs["re_tau_measured"] == 543.496 and ds.attrs["re_tau"] == 550
     assert float(ds["U"][-1]) == pytest.approx(21.00016126414640)
-    assert load_lee_moser(200).attrs["re_tau_nominal"] == 180
+    assert load_lee_moser(200).attrs["re_tau"] == 180
     with pytest.raises(ValueError, match="Lee-Moser"):
         load_lee_moser(300)
 
@@ -242,17 +242,18 @@ def test_published_references_by_name() -> None:
     assert set(REFERENCE_NAMES) == set(expected) | {"fdns180"}
     for name, re_tau in expected.items():
         ds = load_reference(name)
-        assert ds.attrs["re_tau"] == re_tau
+        assert ds.attrs["re_tau_measured"] == re_tau
         assert ds.attrs["label"]
         assert {"U", "u_rms", "v_rms", "w_rms", "uv"} <= set(ds.data_vars)
-    assert load_reference("LM180").attrs["re_tau"] == 182.088
+    assert load_reference("LM180").attrs["re_tau_measured"] == 182.088
 
 
 def test_the_shipped_filtered_dns_is_a_field_reference() -> None:
     """``fdns180`` is measured like a run: its Re_tau is its own wall gradient's, near the nominal 180."""
     stats = load_reference("fdns180")
     assert stats.attrs["label"] == "fdns180" and stats.attrs["n_snapshots"] == 41
-    assert abs(stats.attrs["re_tau"] - 186.0) < 1.0  # the filtered DNS of the dataset, Re_tau 185.9 over all 201
+    assert stats.attrs["re_tau"] == 180.0
+    assert abs(stats.attrs["re_tau_measured"] - 186.0) < 1.0  # the filtered DNS of the dataset, Re_tau 185.9 over all 201
     assert float(stats["U"].max()) > 15 and float(stats["uv"].min()) < -0.25  # resolved part only (the rest is subgrid)
 
 
@@ -277,7 +278,7 @@ FINE = ChannelGrid(6, 96, 4, stretching=2.5)
 
 def mkm_mean(grid: ChannelGrid, mkm: xr.Dataset) -> np.ndarray:
     """The MKM U+ profile on the cell centres of ``grid`` (wall distance in its Re_tau)."""
-    wall_plus = np.minimum(grid.y, 2.0 - grid.y) * float(mkm.attrs["re_tau"])
+    wall_plus = np.minimum(grid.y, 2.0 - grid.y) * float(mkm.attrs["re_tau_measured"])
     return np.interp(wall_plus, mkm["y_plus"].values, mkm["U"].values)
 
 

@@ -39,7 +39,7 @@ def main() -> None:
     summary = {"fields": str(args.fields), "reference": reference.attrs["source"], **deviation}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"window t = {deviation['t_start']:g} .. {deviation['t_end']:g} h/u_tau, {deviation['n_snapshots']} snapshots")
-    print(f"Re_tau reached: {deviation['re_tau']:.2f} (MKM {reference.attrs['re_tau']})")
+    print(f"Re_tau reached: {deviation['re_tau']:.2f} (MKM {reference.attrs['re_tau_measured']})")
     for name in ("U", "u_rms", "v_rms", "w_rms", "uv"):
         print(f"max |d {name}+| = {deviation[name]:.3f}  ({100 * deviation[name + '_rel']:.1f} % of the MKM peak)")
 

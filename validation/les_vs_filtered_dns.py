@@ -142,15 +142,15 @@ def analyse_dns(folder: Path, t_start: float | None) -> dict:
     t_start = float(case["run"]["stats_start"]) if t_start is None else t_start
     ds = open_fields(folder / "fields.nc")
     window = ds[["u", "v", "w"]].sel(time=slice(t_start, None)).load()
-    plus = run_statistics(window)  # in its own wall units; attrs u_tau, nu, re_tau (measured), the window
-    mkm = load_mkm(plus.attrs["re_tau_nominal"])
+    plus = run_statistics(window)  # in its own wall units; attrs u_tau, nu, re_tau_measured, the window
+    mkm = load_mkm(plus.attrs["re_tau"])
     return {
         "folder": folder,
         "grid": grid_of(case),
         "window": window,
         "nu": plus.attrs["nu"],
         "u_tau": plus.attrs["u_tau"],
-        "re_tau": plus.attrs["re_tau"],
+        "re_tau": plus.attrs["re_tau_measured"],
         "plus": plus,
         "mkm": mkm,
         "vs_mkm": deviations(plus, mkm),
@@ -280,7 +280,7 @@ def write_markdown(path: Path, args: argparse.Namespace, dns: dict, results: dic
         "",
         f"DNS: `{dns['folder']}`, {grid_text(dns['grid'])}, statistics over t = {dns['t_start']:g} .. "
         f"{dns['t_end']:g} h/u_tau ({dns['n_snapshots']} snapshots); Re_tau from its own wall shear "
-        f"{dns['re_tau']:.1f} (MKM: {dns['mkm'].attrs['re_tau']}).",
+        f"{dns['re_tau']:.1f} (MKM: {dns['mkm'].attrs['re_tau_measured']}).",
         f"Filter: `horizontal=\"{args.horizontal}\"`, `wall_normal=\"{args.wall_normal}\"` "
         "(`surrogate.filtering.filter_to_grid`).",
         "",
@@ -415,7 +415,7 @@ def plot(path: Path, dns: dict, results: dict[str, dict]) -> None:
             ax.plot(y_plus[keep], (-values if name == "uv" else values)[keep], label=label, **style)
 
     for row, (set_name, result) in zip(axes, results.items()):
-        draw(row, mkm, f"MKM (Re_tau = {mkm.attrs['re_tau']})", color="black", ls="--", lw=1.4)
+        draw(row, mkm, f"MKM (Re_tau = {mkm.attrs['re_tau_measured']})", color="black", ls="--", lw=1.4)
         draw(row, dns["plus"], f"DNS {dns['grid'].nx}x{dns['grid'].ny}x{dns['grid'].nz} unfiltered "
              f"(Re_tau = {dns['re_tau']:.1f})", color="0.6", ls=":", lw=1.4)
         draw(row, result["_fdns_plus"], f"filtered DNS {result['filter_grid'].split(' on ')[0]}",
@@ -496,7 +496,7 @@ def main() -> None:
             "n_snapshots": dns["n_snapshots"], "re_tau": dns["re_tau"], "vs_mkm": dns["vs_mkm"],
             "profiles_plus": profile_table(dns["plus"]),
         },
-        "mkm_re_tau": dns["mkm"].attrs["re_tau"],
+        "mkm_re_tau": dns["mkm"].attrs["re_tau_measured"],
         "sets": {name: {**result, "beats_control_vs_filtered_dns": verdicts(result)} for name, result in results.items()},
         "elapsed_seconds": timer.perf_counter() - started,
     }

@@ -203,7 +203,7 @@ def _table(evaluation: Evaluation) -> xr.Dataset:
     ref = evaluation.reference.stats.attrs
     attrs = {
         "reference": str(ref.get("label", "reference")),
-        "reference_re_tau": float(ref.get("re_tau", np.nan)),
+        "reference_re_tau": float(ref.get("re_tau_measured", np.nan)),
         "reference_source": str(ref.get("source", "")),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

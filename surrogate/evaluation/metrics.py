@@ -321,7 +321,7 @@ class Metric:
 
 
 def _re_tau(run: xr.Dataset, reference: xr.Dataset) -> float:
-    return float(run.attrs.get("re_tau", float("nan")))
+    return float(run.attrs.get("re_tau_measured", float("nan")))
 
 
 def _re_tau_error(run: xr.Dataset, reference: xr.Dataset) -> float:
@@ -359,7 +359,7 @@ def run_metrics(profile_plus: xr.Dataset, reference: xr.Dataset) -> dict[str, fl
     """The profile metrics (:data:`PROFILE_METRICS`) of one run against a reference.
 
     ``profile_plus``: the run's statistics (:func:`surrogate.evaluation.run_statistics`;
-    ``attrs["re_tau"]`` the measured Re_tau); ``reference``: reference statistics
+    ``attrs["re_tau_measured"]`` the Re_tau it reached); ``reference``: reference statistics
     (:func:`surrogate.evaluation.load_reference`). ``re_tau_error = (re_tau - re_tau_ref) /
     re_tau_ref``; ``U_max_abs`` is ``max |dU+|`` (:func:`profile_deviation`); the ``*_l2`` are
     :func:`relative_l2` fractions. Values that cannot be computed are NaN.

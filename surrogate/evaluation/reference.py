@@ -144,7 +144,7 @@ def compare_with_mkm(
     -------
     profiles_plus, reference, deviation
         The run's :func:`run_statistics` (folded profiles in its own wall units; ``attrs["re_tau"]``
-        and ``attrs["re_tau_wall"]`` the Re_tau it reached), the MKM case nearest the run's
+        nominal, ``attrs["re_tau_measured"]`` the Re_tau it reached), the MKM case nearest the run's
         nominal Re_tau, and :func:`profile_deviation` plus ``re_tau`` (reached), ``n_snapshots``
         and, with a ``time`` dim, ``t_start``/``t_end`` of the window.
 
@@ -154,9 +154,9 @@ def compare_with_mkm(
         If no snapshot lies at ``time >= t_start``.
     """
     profiles_plus = run_statistics(ds, t_start=t_start)
-    reference = load_mkm(profiles_plus.attrs["re_tau_nominal"], reference_dir)
+    reference = load_mkm(profiles_plus.attrs["re_tau"], reference_dir)
     deviation = profile_deviation(profiles_plus, reference)
-    deviation["re_tau"] = profiles_plus.attrs["re_tau"]
+    deviation["re_tau"] = profiles_plus.attrs["re_tau_measured"]
     deviation["n_snapshots"] = profiles_plus.attrs["n_snapshots"]
     if "time" in ds.dims:
         deviation["t_start"] = profiles_plus.attrs["t_start"]

@@ -186,8 +186,9 @@ def run_statistics(
     xarray.Dataset
         Over dim ``y`` (wall distance of the lower-half cell centres, in ``h``) with coord
         ``y_plus``; ``U, V, W, u_rms, v_rms, w_rms, uv`` in wall units; attrs those of ``ds``
-        with ``re_tau`` replaced by ``u_tau / nu`` (measured; the nominal value moves to
-        ``re_tau_nominal``), plus ``u_tau``, ``label``, ``n_snapshots``, ``t_start``, ``t_end``.
+        (``re_tau`` the nominal value, ``1 / nu`` where ``ds`` lacks it) plus ``re_tau_measured``
+        (from the mean wall shear), ``re_tau_wall`` (``u_tau / nu`` of the wall units), ``u_tau``,
+        ``label``, ``n_snapshots``, ``t_start``, ``t_end``.
 
     Raises
     ------
@@ -200,8 +201,8 @@ def run_statistics(
     measured, nu = friction(window)
     u_tau = measured if u_tau is None else float(u_tau)
     profiles = wall_units(profiles, u_tau, nu)
-    profiles.attrs["re_tau_nominal"] = float(ds.attrs.get("re_tau", 1.0 / nu))
-    profiles.attrs["re_tau"] = u_tau / nu
+    profiles.attrs["re_tau"] = float(ds.attrs.get("re_tau", 1.0 / nu))
+    profiles.attrs["re_tau_measured"] = measured / nu
     profiles.attrs["label"] = what
     profiles.attrs.update(window_attrs(window))
     return profiles
