@@ -16,7 +16,9 @@ Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.l
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
 with the lowest test loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
-``checkpoint.pt`` (the last epoch, to ``--resume`` from), ``metrics.csv`` (epoch 0: the untrained
+``checkpoint.pt`` (the last epoch, to ``--resume`` from; with ``mean_field`` the closure's
+mean-field part starts from :func:`surrogate.solver.neural_sgs.a_priori_mean_field_viscosity` of the
+training split's statistics), ``metrics.csv`` (epoch 0: the untrained
 closure; the no-model LES's test loss in every row for comparison) and ``case.yaml``.
 """
 
@@ -214,9 +216,9 @@ def train_closure(
     folder = case.output_dir()
     paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
     torch.manual_seed(settings.seed)
-    closure = NeuralEddyViscosity(case.closure.hidden, case.closure.layers, case.closure.cs)
-    closure.network.to(device=settings.device, dtype=dtype)
-    optimizer = torch.optim.Adam(closure.network.parameters(), lr=settings.lr)
+    spec = case.closure
+    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating)
+    closure.networks().to(device=settings.device, dtype=dtype)
 
     from .data import WindowDataset
 
@@ -225,6 +227,9 @@ def train_closure(
         for split in ("train", "test")
     }
     solvers = _solvers(case, closure, windows["train"])
+    if closure.mean_field and not resume:
+        _start_mean_field(closure, case.dataset, solvers["closure"])
+    optimizer = torch.optim.Adam(closure.networks().parameters(), lr=settings.lr)
     train_set, test_set = (_Samples(windows[split], solvers["closure"], settings.steps_per_snapshot) for split in ("train", "test"))
     n_test = min(settings.test_samples, len(test_set))
     test = [test_set[int(i)] for i in torch.linspace(0, len(test_set) - 1, n_test).round().long()]
@@ -243,7 +248,7 @@ def train_closure(
         require_checkpoint(paths["checkpoint.pt"], ClosureTrainingError)
         try:
             saved = torch.load(paths["checkpoint.pt"], map_location="cpu", weights_only=True)
-            closure.network.load_state_dict(saved["network"])
+            closure.networks().load_state_dict(saved["networks"])
             optimizer.load_state_dict(saved["optimizer"])
         except Exception as exc:  # truncated, or another network's weights
             raise ClosureTrainingError(f"cannot resume from {paths['checkpoint.pt']}: {type(exc).__name__}; start over with --overwrite") from None
@@ -259,9 +264,11 @@ def train_closure(
     if not rows:
         rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, case),
                  "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
+        best = float(rows[0]["test_loss"])
+        closure.save(paths["closure.pt"])
     _write_metrics(paths["metrics.csv"], rows)
     log.info(
-        f"{case.name}: closure with {sum(p.numel() for p in closure.network.parameters())} weights, {len(train_set)} "
+        f"{case.name}: closure with {sum(p.numel() for p in closure.networks().parameters())} weights, {len(train_set)} "
         f"training windows, {settings.steps_per_snapshot} steps of {dt:.4g} h/u_tau per snapshot; test loss of the "
         f"no-model LES {no_model:.5f}, of the untrained closure {float(rows[0]['test_loss']):.5f}"
     )
@@ -284,7 +291,7 @@ def train_closure(
                 best = test_loss
                 closure.save(paths["closure.pt"])
             save_torch(
-                {"network": closure.network.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                {"networks": closure.networks().state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                  "epoch": epoch, "best": best},
                 paths["checkpoint.pt"],
             )
@@ -295,7 +302,21 @@ def train_closure(
             bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {test_loss:.5f} (no model {no_model:.5f})")
     finally:
         bar.close()
-    if not paths["closure.pt"].exists():  # no epoch beat the start: keep the untrained closure
-        closure.save(paths["closure.pt"])
     return paths["closure.pt"]
+
+
+def _start_mean_field(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver) -> None:
+    """Fit the closure's mean-field part to the a-priori estimate of the training split's statistics."""
+    from .evaluation import open_run
+    from .solver.neural_sgs import a_priori_mean_field_viscosity
+    from .stats import mean_profiles
+
+    profiles = mean_profiles(open_run(dataset, split="train")[["u", "v", "w"]], fold=False)
+    mean_u, uv = (torch.as_tensor(profiles[name].values, dtype=solver.dtype) for name in ("U", "uv"))
+    target = a_priori_mean_field_viscosity(solver.ops, solver.nu, mean_u, uv)
+    misfit = closure.fit_mean_field(solver.ops, solver.nu, target)
+    log.info(
+        f"mean-field eddy viscosity from the training split's momentum balance: max nu_T / nu "
+        f"{float(target.max()) / solver.nu:.2f}, fitted to {misfit:.1%}"
+    )
 

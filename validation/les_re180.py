@@ -48,16 +48,22 @@ def _steps_per_time_unit(folder: Path, t_start: float) -> float:
 
 
 def sgs_shear_stress(folder: Path, window: xr.Dataset) -> xr.DataArray:
-    """The mean modelled SGS shear stress ``<tau_xy> = -<2 nu_t S_xy>`` over the window's snapshots, ``(y,)`` in u_tau^2."""
+    """The mean modelled SGS shear stress ``<tau_xy> = -<2 nu_t S_xy> - nu_T dU/dy`` over the window's
+    snapshots (the second term for a closure with a mean-field part), ``(y,)`` in u_tau^2."""
     solver = build_solver(load_case(folder / "case.yaml", ["solver.compile=false"]))
     profile = np.zeros(window.sizes["y"])
     if solver.sgs is not None:
         for index in range(window.sizes["time"]):
             state = solver.from_dataset(window.isel(time=[index]))
             with torch.no_grad():
-                nu_t = solver.sgs.eddy_viscosity(solver.ops, state.u, state.v, state.w, solver.nu)
-                g = velocity_gradient(solver.ops, state.u, state.v, state.w)
-            profile += (-(nu_t * (g[0, 1] + g[1, 0])).mean(dim=(0, 2))).cpu().numpy()
+                nu_t = solver.eddy_viscosity(state)
+                if nu_t is not None:
+                    g = velocity_gradient(solver.ops, state.u, state.v, state.w)
+                    profile += (-(nu_t * (g[0, 1] + g[1, 0])).mean(dim=(0, 2))).cpu().numpy()
+                nu_mean = solver.mean_field_viscosity()
+                if nu_mean is not None:
+                    faces = -nu_mean * solver.ops.ddy_at_faces(state.u.mean(dim=(0, 2), keepdim=True))
+                    profile += (0.5 * (faces[:, 1:] + faces[:, :-1])).reshape(-1).cpu().numpy()
         profile /= window.sizes["time"]
     return xr.DataArray(profile, dims=("y",), coords={"y": window["y"].values})
 

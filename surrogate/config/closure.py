@@ -4,9 +4,9 @@ Example::
 
     name: closure_re180
     dataset: ../validation/data/dataset_re180   # a filtered-DNS dataset (surrogate dataset)
-    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity
+    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (also mean_field, fluctuating)
     training:
-      epochs: 10
+      epochs: 10                # 0: the closure as it starts (with mean_field, its a-priori fit)
       samples_per_epoch: 40     # start windows drawn from the training split each epoch
       batch_size: 4             # samples per optimiser step
       test_samples: 8           # evenly spaced windows of the test split, the same every epoch
@@ -32,17 +32,22 @@ __all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load
 
 
 class ClosureNetworkConfig(ConfigModel):
-    """The network of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``."""
+    """The networks of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``,
+    and which parts it has (``mean_field``: the mean-field eddy viscosity, started from its a-priori
+    estimate on the training split; ``fluctuating``: the pointwise one)."""
 
     hidden: int = 16
     layers: int = 2
     cs: Float = 0.1
+    mean_field: bool = False
+    fluctuating: bool = True
 
     @model_validator(mode="after")
     def check(self) -> ClosureNetworkConfig:
         """Positive sizes, a finite start."""
         require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
         require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
+        require(self.mean_field or self.fluctuating, "mean_field and fluctuating are both false: the closure would have no part")
         return self
 
 
@@ -67,7 +72,8 @@ class ClosureTrainingConfig(ConfigModel):
     @model_validator(mode="after")
     def check(self) -> ClosureTrainingConfig:
         """Positive counts and rates; an available device."""
-        for name in ("epochs", "samples_per_epoch", "batch_size", "test_samples", "snapshots", "steps_per_snapshot"):
+        require(self.epochs >= 0, f"epochs must be >= 0 (0: the closure as it starts), got {self.epochs}")
+        for name in ("samples_per_epoch", "batch_size", "test_samples", "snapshots", "steps_per_snapshot"):
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         require(self.lr > 0 and self.max_grad_norm > 0, f"lr and max_grad_norm must be positive, got {self.lr}, {self.max_grad_norm}")
         require(

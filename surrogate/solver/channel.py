@@ -138,7 +138,10 @@ class ChannelSolver:
         ``eddy_viscosity(ops, u, v, w, nu) -> nu_t`` giving ``nu_t >= 0`` at cell centres, see
         :mod:`surrogate.solver.sgs`), or ``None`` for DNS. Its stress ``2 nu_t S`` enters the
         momentum equations explicitly through
-        :meth:`~surrogate.solver.operators.StaggeredOperators.eddy_viscous_force`.
+        :meth:`~surrogate.solver.operators.StaggeredOperators.eddy_viscous_force`; a model whose
+        ``eddy_viscosity`` returns ``None`` has no pointwise part, and one with a
+        ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
+        (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`).
     cfl
         Default CFL number of the adaptive time step.
     device, dtype
@@ -192,6 +195,7 @@ class ChannelSolver:
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
         # the model's nu_t for the time-step bound (reused by the first substep) runs outside the substep
         self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
+        self._mean_field_fn = getattr(sgs, "mean_field_viscosity", None)
 
     # ------------------------------------------------------------------ states
     def _zeros(self) -> torch.Tensor:
@@ -330,8 +334,12 @@ class ChannelSolver:
         nu_t = self._sgs_fn(self.ops, state.u, state.v, state.w, self.nu)
         # a nu_t with a graph (a closure being trained) is recomputed: step recomputation under
         # torch.utils.checkpoint must save what the first pass saved
-        self._eddy_viscosity_cache = None if nu_t.requires_grad else (state.u, nu_t)
+        self._eddy_viscosity_cache = None if nu_t is None or nu_t.requires_grad else (state.u, nu_t)
         return nu_t
+
+    def mean_field_viscosity(self) -> torch.Tensor | None:
+        """The subgrid model's mean-field ``nu_T`` on the faces, ``(1, ny + 1, 1)`` (``None`` without one)."""
+        return None if self._mean_field_fn is None else self._mean_field_fn(self.ops, self.nu)
 
     def stable_dt(self, state: ChannelState, cfl: float | None = None) -> float:
         """Largest time step allowed by the convective CFL number and the explicit diffusion.
@@ -354,6 +362,10 @@ class ChannelSolver:
         nu_t = self.eddy_viscosity(state)
         if nu_t is not None:
             diffusion = float((nu_t * (wall_parallel + 4.0 * ops.inv_dy**2)).max()) + diffusion
+        nu_mean = self.mean_field_viscosity()
+        if nu_mean is not None:  # explicit y-diffusion of the mean: 4 nu_T over the smallest neighbouring spacings
+            nearest = torch.maximum(ops.inv_dy[:, :-1], ops.inv_dy[:, 1:]) * ops.inv_dyc
+            diffusion = float((nu_mean.detach()[:, 1:-1] * nearest).max()) * 4.0 + diffusion
         limit = 0.8 * RK3_REAL_AXIS_STABILITY / diffusion
         return min(cfl / rate if rate > 0 else math.inf, limit)
 
@@ -394,8 +406,12 @@ class ChannelSolver:
         if self.sgs is not None:
             if nu_t is None:
                 nu_t = self.sgs.eddy_viscosity(self.ops, u, v, w, nu)
-            forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
-            terms = [term + force for term, force in zip(terms, forces)]
+            if nu_t is not None:
+                forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
+                terms = [term + force for term, force in zip(terms, forces)]
+            nu_mean = self.mean_field_viscosity()
+            if nu_mean is not None:
+                terms[0] = terms[0] + self.ops.mean_shear_force(nu_mean, u)
         return tuple(terms)
 
     def _substep(

@@ -18,6 +18,22 @@ at the wall. The last layer starts at zero weights and bias ``cs``, i.e. the Sma
 with ``C_s = cs`` and this damping, which training through the solver then corrects
 (:mod:`surrogate.closure_training`). Every operation is differentiable with torch autograd, on
 any device and dtype.
+
+With ``mean_field=True`` the closure has a second part, a mean-field eddy viscosity
+``nu_T(d) = nu (m(d) D)^2`` of the wall distance alone (``m`` a second small MLP of
+``exp(-d+ / 25)`` and ``d``) whose stress ``nu_T dU/dy`` acts on the plane-mean shear only: the
+two-part models of Schumann (1975) and Sullivan, McWilliams & Moeng (1994), which carry the mean
+subgrid shear stress that a coarse grid's resolved motions cannot, without damping those motions.
+It dissipates only mean-flow energy (``nu_T (dU/dy)^2 >= 0``). :func:`a_priori_mean_field_viscosity`
+estimates it from the resolved momentum balance of filtered-DNS statistics, and
+:meth:`NeuralEddyViscosity.fit_mean_field` starts the network there. With ``fluctuating=False``
+the pointwise part is left out (no per-cell network to evaluate).
+
+Schumann, U. (1975). Subgrid scale model for finite difference simulations of turbulent flows in
+plane channels and annuli. J. Comput. Phys. 18, 376-404.
+
+Sullivan, P. P., McWilliams, J. C. & Moeng, C.-H. (1994). A subgrid-scale model for large-eddy
+simulation of planetary boundary-layer flows. Boundary-Layer Meteorol. 71, 247-276.
 """
 
 from __future__ import annotations
@@ -40,18 +56,18 @@ from .sgs import (
     filter_width,
 )
 
-__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "shipped_closures"]
+__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures"]
 
 N_FEATURES = 3
 _A_PLUS = 25.0
 
 
 class ClosureNetwork(nn.Module):
-    """Pointwise MLP ``(..., N_FEATURES) -> (...)``: ``layers`` tanh layers of width ``hidden``."""
+    """Pointwise MLP ``(..., n_features) -> (...)``: ``layers`` tanh layers of width ``hidden``."""
 
-    def __init__(self, hidden: int = 16, layers: int = 2, cs: float = 0.1) -> None:
+    def __init__(self, hidden: int = 16, layers: int = 2, cs: float = 0.1, n_features: int = N_FEATURES) -> None:
         super().__init__()
-        sizes = [N_FEATURES] + [hidden] * layers
+        sizes = [n_features] + [hidden] * layers
         blocks: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             blocks += [nn.Linear(n_in, n_out), nn.Tanh()]
@@ -64,40 +80,86 @@ class ClosureNetwork(nn.Module):
         return self.head(self.body(features)).squeeze(-1)
 
 
+def _damping(distance: torch.Tensor, nu: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exp(-d+ / 25)`` and van Driest's ``D = 1 - exp(-d+ / 25)`` at wall distances ``d`` (``u_tau = 1``)."""
+    wall = torch.exp(-distance / (nu * _A_PLUS))
+    return wall, 1.0 - wall
+
+
+def _face_distance(ops: StaggeredOperators) -> torch.Tensor:
+    """Wall distance of the ``ny + 1`` wall-normal faces (walls included), ``(1, ny + 1, 1)`` in ``h``."""
+    faces = torch.cat([torch.zeros_like(ops.dy[:, :1]), torch.cumsum(ops.dy, dim=1)], dim=1)
+    return torch.minimum(faces, 2.0 - faces)
+
+
 class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     """The learned eddy viscosity of the module docstring (registry name ``neural``).
 
     Parameters
     ----------
     hidden, layers
-        Width and number of hidden layers of the network.
+        Width and number of hidden layers of each network.
     cs
-        Initial output of the network: the Smagorinsky constant it starts from.
+        Initial output of the pointwise network: the Smagorinsky constant it starts from.
     weights
         A file written by :meth:`save`, or the name of a shipped closure (:func:`shipped_closures`,
-        e.g. ``"neural-re180"``); its network replaces the initial one.
+        e.g. ``"neural-re180"``); its networks replace the initial ones.
+    mean_field
+        Add the mean-field eddy viscosity ``nu_T(d)`` (starts at zero).
+    fluctuating
+        Keep the pointwise eddy viscosity (``False``: the mean-field part alone).
     """
 
-
-    def __init__(self, hidden: int = 16, layers: int = 2, cs: float = 0.1, weights: str | None = None) -> None:
+    def __init__(
+        self,
+        hidden: int = 16,
+        layers: int = 2,
+        cs: float = 0.1,
+        weights: str | None = None,
+        mean_field: bool = False,
+        fluctuating: bool = True,
+    ) -> None:
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"NeuralEddyViscosity.hidden must be a positive integer, got {hidden!r}")
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
+        if not (isinstance(mean_field, bool) and isinstance(fluctuating, bool)) or not (mean_field or fluctuating):
+            raise ValueError(
+                f"NeuralEddyViscosity needs mean_field or fluctuating true (booleans), got mean_field={mean_field!r}, "
+                f"fluctuating={fluctuating!r}"
+            )
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
+        self.mean_field, self.fluctuating = mean_field, fluctuating
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
+        self.mean_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if mean_field else None
         if weights is not None:
-            self.network.load_state_dict(_read_weights(_weights_path(str(weights)), hidden, layers))
+            states = _read_weights(_weights_path(str(weights)), self._sizes())
+            self.network.load_state_dict(states["state_dict"])
+            if self.mean_network is not None:
+                self.mean_network.load_state_dict(states["mean_state_dict"])
+
+    def _sizes(self) -> dict[str, Any]:
+        return {"hidden": self.hidden, "layers": self.layers, "mean_field": self.mean_field, "fluctuating": self.fluctuating}
 
     def parameters(self) -> dict[str, Any]:
-        """``{"hidden", "layers", "cs", "weights"}`` (``weights`` only when loaded from a file)."""
+        """``{"hidden", "layers", "cs"}``, ``mean_field`` / ``fluctuating`` where not the default,
+        ``weights`` when loaded from a file."""
         out: dict[str, Any] = {"hidden": self.hidden, "layers": self.layers, "cs": self.cs}
+        if self.mean_field:
+            out["mean_field"] = True
+        if not self.fluctuating:
+            out["fluctuating"] = False
         if self.weights is not None:
             out["weights"] = self.weights
         return out
+
+    def networks(self) -> nn.ModuleDict:
+        """The networks in use (``fluctuating``, ``mean_field``), e.g. for an optimiser or ``.to()``."""
+        used = {"fluctuating": self.network if self.fluctuating else None, "mean_field": self.mean_network}
+        return nn.ModuleDict({key: module for key, module in used.items() if module is not None})
 
     def features(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
@@ -113,24 +175,104 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         delta = filter_width(ops).to(u)
         scale = delta**2 * magnitude
         y = (torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy).to(u)
-        wall = torch.exp(-torch.minimum(y, 2.0 - y) / (nu * _A_PLUS)).expand_as(ss)
+        wall, damping = _damping(torch.minimum(y, 2.0 - y), nu)
+        wall = wall.expand_as(ss)
         features = torch.stack([(oo - ss) / (oo + ss + tiny), wall, torch.log1p(scale / nu)], dim=-1)
-        return features, scale * (1.0 - wall) ** 2
+        return features, scale * damping**2
 
     def eddy_viscosity(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
-    ) -> torch.Tensor:
-        """``nu_t = (c D Delta)^2 |S| >= 0``, shape ``(nx, ny, nz)``, in ``u_tau h``."""
+    ) -> torch.Tensor | None:
+        """``nu_t = (c D Delta)^2 |S| >= 0``, shape ``(nx, ny, nz)``, in ``u_tau h``; ``None`` without the
+        pointwise part."""
+        if not self.fluctuating:
+            return None
         features, scale = self.features(ops, u, v, w, nu)
         self.network.to(device=u.device, dtype=u.dtype)
         return scale * self.network(features) ** 2
+
+    def mean_field_viscosity(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
+        """``nu_T = nu (m(d) D)^2 >= 0`` on the ``ny + 1`` wall-normal faces (zero on the walls),
+        ``(1, ny + 1, 1)`` in ``u_tau h``; ``None`` without the mean-field part."""
+        if self.mean_network is None:
+            return None
+        distance = _face_distance(ops)
+        wall, damping = _damping(distance, nu)
+        self.mean_network.to(device=distance.device, dtype=distance.dtype)
+        return nu * (self.mean_network(torch.stack([wall, distance], dim=-1)) * damping) ** 2
+
+    def fit_mean_field(self, ops: StaggeredOperators, nu: float, target: torch.Tensor, iterations: int = 3000) -> float:
+        """Fit the mean-field network to ``target`` ``nu_T`` on the faces (e.g.
+        :func:`a_priori_mean_field_viscosity`) by least squares on ``m``; returns the relative
+        L2 misfit of ``nu_T`` on the interior faces."""
+        if self.mean_network is None:
+            raise ValueError("fit_mean_field needs a closure with mean_field=True")
+        distance = _face_distance(ops)[0, 1:-1, 0]
+        wall, damping = _damping(distance, nu)
+        self.mean_network.to(device=distance.device, dtype=distance.dtype)
+        goal = torch.sqrt(target.reshape(-1)[1:-1].to(distance).clamp(min=0.0) / nu) / damping
+        inputs = torch.stack([wall, distance], dim=-1)
+        optimizer = torch.optim.Adam(self.mean_network.parameters(), lr=1e-2)
+        for _ in range(iterations):
+            optimizer.zero_grad()
+            loss = ((self.mean_network(inputs) - goal) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            fitted = self.mean_field_viscosity(ops, nu).reshape(-1)[1:-1]
+            wanted = target.reshape(-1)[1:-1].to(fitted).clamp(min=0.0)
+            return float(torch.linalg.vector_norm(fitted - wanted) / torch.linalg.vector_norm(wanted))
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the network's weights and sizes atomically (read back with ``weights=path``)."""
         from ..atomic import save_torch
 
-        state = {key: value.detach().cpu() for key, value in self.network.state_dict().items()}
-        return save_torch({"closure": self.name, "hidden": self.hidden, "layers": self.layers, "state_dict": state}, path)
+        def cpu(module: nn.Module) -> dict[str, torch.Tensor]:
+            return {key: value.detach().cpu() for key, value in module.state_dict().items()}
+
+        payload = {"closure": self.name, **self._sizes(), "state_dict": cpu(self.network)}
+        if self.mean_network is not None:
+            payload["mean_state_dict"] = cpu(self.mean_network)
+        return save_torch(payload, path)
+
+
+def a_priori_mean_field_viscosity(
+    ops: StaggeredOperators, nu: float, mean_u: torch.Tensor, uv: torch.Tensor
+) -> torch.Tensor:
+    """The mean-field eddy viscosity that closes the mean momentum balance of resolved statistics.
+
+    In a statistically steady channel the total shear stress is ``tau_w (1 - y)``; the resolved
+    part of filtered DNS carries ``nu dU/dy - <u'v'>``, and the rest is the mean subgrid stress,
+    which ``nu_T dU/dy`` is to carry: ``nu_T = (tau_w (1 - y) - nu dU/dy + <u'v'>) / (dU/dy)`` on the
+    faces, ``tau_w`` from the mean wall gradient of ``mean_u``. The two halves are averaged and
+    negative values (where the resolved stress already exceeds the total) set to zero.
+
+    Parameters
+    ----------
+    ops
+        Operators of the grid of the statistics.
+    nu
+        Kinematic viscosity, ``1 / Re_tau``.
+    mean_u, uv
+        Unfolded profiles over the ``ny`` cell centres: the mean streamwise velocity (u_tau) and
+        ``<u'v'>`` (u_tau^2), e.g. of :func:`surrogate.stats.mean_profiles` with ``fold=False``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``nu_T`` on the ``ny + 1`` faces, ``(1, ny + 1, 1)``, in ``u_tau h`` (zero on the walls).
+    """
+    u = mean_u.to(ops.dy).reshape(1, -1, 1)
+    gradient = ops.ddy_at_faces(u)
+    tau_wall = 0.5 * nu * (u[0, 0, 0] / ops.wall_gap_lower + u[0, -1, 0] / ops.wall_gap_upper)
+    faces = torch.cat([torch.zeros_like(ops.dy[:, :1]), torch.cumsum(ops.dy, dim=1)], dim=1)
+    uv_faces = ops.pad_faces(ops.y_interpolate(uv.to(ops.dy).reshape(1, -1, 1)))
+    deficit = tau_wall * (1.0 - faces) - nu * gradient + uv_faces
+    tiny = torch.finfo(u.dtype).tiny
+    viscosity = torch.where(gradient.abs() > tiny, deficit / torch.where(gradient.abs() > tiny, gradient, 1.0), 0.0)
+    viscosity = 0.5 * (viscosity + viscosity.flip(1)).clamp(min=0.0)
+    viscosity[:, 0] = viscosity[:, -1] = 0.0
+    return viscosity
 
 
 def shipped_closures() -> list[str]:
@@ -146,8 +288,8 @@ def _weights_path(weights: str) -> Path:
     return Path(weights)
 
 
-def _read_weights(path: Path, hidden: int, layers: int) -> dict[str, torch.Tensor]:
-    """The state dict of a closure file, checked against the sizes asked for."""
+def _read_weights(path: Path, sizes: dict[str, Any]) -> dict[str, Any]:
+    """The state dicts of a closure file (``state_dict``, ``mean_state_dict``), checked against the sizes asked for."""
     if not path.is_file():
         raise ValueError(
             f"sgs weights {str(path)!r}: no such file (written by NeuralEddyViscosity.save) and no shipped "
@@ -159,9 +301,12 @@ def _read_weights(path: Path, hidden: int, layers: int) -> dict[str, torch.Tenso
         raise ValueError(f"sgs weights {path} cannot be read as a closure file: {type(exc).__name__}") from None
     if not isinstance(payload, dict) or payload.get("closure") != NeuralEddyViscosity.name:
         raise ValueError(f"sgs weights {path} is not a file written by NeuralEddyViscosity.save")
-    if (payload["hidden"], payload["layers"]) != (hidden, layers):
-        raise ValueError(
-            f"sgs weights {path} hold a network with hidden={payload['hidden']}, layers={payload['layers']}; "
-            f"the case asks for hidden={hidden}, layers={layers}"
-        )
-    return {key: value.double() for key, value in payload["state_dict"].items()}
+    held = {"mean_field": False, "fluctuating": True, **{key: payload[key] for key in sizes if key in payload}}
+    if held != sizes:
+        show = lambda d: ", ".join(f"{key}={d[key]}" for key in sizes)  # noqa: E731
+        raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(sizes)}")
+    return {
+        key: {name: value.double() for name, value in payload[key].items()}
+        for key in ("state_dict", "mean_state_dict")
+        if key in payload
+    }

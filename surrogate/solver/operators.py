@@ -222,6 +222,16 @@ class StaggeredOperators:
         )
         return force_u, self.pad_faces(force_v), force_w
 
+    def mean_shear_force(self, nu_faces: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``d/dy (nu_T dU/dy)`` at the u points for a face viscosity ``nu_T(y)`` and the plane mean ``U`` of ``u``.
+
+        ``nu_faces``: ``(1, ny + 1, 1)`` in u_tau h, zero on the walls, so that the force moves
+        momentum between planes and adds none at the walls. Returns ``(1, ny, 1)``, the same on every
+        point of a plane.
+        """
+        flux = nu_faces * self.ddy_at_faces(u.mean(dim=(0, 2), keepdim=True))
+        return (flux[:, 1:] - flux[:, :-1]) * self.inv_dy
+
     # ------------------------------------------------------------------ staggered <-> centres
     def to_centres(
         self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor

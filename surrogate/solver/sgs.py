@@ -330,6 +330,12 @@ class EddyViscosityModel(ABC):
     def parameters(self) -> dict[str, Any]:
         """The constructor arguments of this model (plain Python values)."""
 
+    def mean_field_viscosity(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
+        """A mean-field eddy viscosity ``nu_T(y) >= 0`` on the ``ny + 1`` wall-normal faces, shape
+        ``(1, ny + 1, 1)`` in ``u_tau h``, whose stress ``nu_T dU/dy`` acts on the plane-mean shear
+        alone (:meth:`StaggeredOperators.mean_shear_force`); ``None``, the default, for none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Provenance record: ``{"name": ..., <constructor arguments>}``.
 
