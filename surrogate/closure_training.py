@@ -217,7 +217,9 @@ def train_closure(
     paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
     torch.manual_seed(settings.seed)
     spec = case.closure
-    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating)
+    closure = NeuralEddyViscosity(
+        spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating, rotation=spec.rotation
+    )
     closure.networks().to(device=settings.device, dtype=dtype)
 
     from .data import WindowDataset

@@ -264,7 +264,69 @@ def test_a_two_part_closure_saves_and_loads_and_names_a_mismatch(tmp_path) -> No
                                                    weights=str(tmp_path / "two_part.pt")).describe())
     ops, nu = _solver(None).ops, 1.0 / RE_TAU
     assert torch.equal(loaded.mean_field_viscosity(ops, nu), closure.mean_field_viscosity(ops, nu))
-    with pytest.raises(ValueError, match="mean_field=True, fluctuating=False; the case asks for .*mean_field=False"):
+    with pytest.raises(ValueError, match="mean_field=True, fluctuating=False, rotation=False; the case asks for .*mean_field=False"):
         NeuralEddyViscosity(hidden=6, layers=2, weights=str(tmp_path / "two_part.pt"))
-    with pytest.raises(ValueError, match="mean_field or fluctuating"):
+    with pytest.raises(ValueError, match="one of mean_field, fluctuating, rotation"):
         NeuralEddyViscosity(mean_field=False, fluctuating=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the strain-rotation part
+# ---------------------------------------------------------------------------------------------
+def _random_rotation(seed: int = 4) -> NeuralEddyViscosity:
+    closure = NeuralEddyViscosity(hidden=6, layers=2, fluctuating=False, rotation=True)
+    torch.manual_seed(seed)
+    for parameter in closure.rotation_network.parameters():
+        torch.nn.init.normal_(parameter, std=0.7)
+    return closure
+
+
+def test_a_zero_rotation_part_is_the_no_model_les_bit_for_bit() -> None:
+    closure = NeuralEddyViscosity(fluctuating=False, rotation=True)  # the rotation network starts at zero
+    plain, learned = _solver(None), _solver(closure)
+    a, b = _start(plain), _start(learned)
+    for _ in range(5):
+        a, b = plain.step(a, DT), learned.step(b, DT)
+    for name in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_the_rotation_stress_does_no_work_against_the_strain() -> None:
+    """(S Omega - Omega S)_ij S_ij = 0 pointwise: the stress moves energy between components only."""
+    from surrogate.solver.sgs import _contract_symmetric, _strain_components, _velocity_gradient_components
+
+    closure = _random_rotation()
+    solver = _solver(closure)
+    state = _start(solver)
+    tau = closure.residual_stress(solver.ops, state.u, state.v, state.w, solver.nu)
+    strain = _strain_components(_velocity_gradient_components(solver.ops, state.u, state.v, state.w))
+    work = _contract_symmetric(tau, strain).detach()
+    size = _contract_symmetric(tau, tau).detach().sqrt() * _contract_symmetric(strain, strain).sqrt()
+    assert float(size.max()) > 0 and float((work.abs() / (size + 1e-300)).max()) < 1e-12
+
+
+def test_a_stress_divergence_adds_no_momentum_and_differences_a_plane_stress() -> None:
+    solver = _solver(None)
+    ops = solver.ops
+    torch.manual_seed(0)
+    tau = tuple(torch.randn(GRID.shape, dtype=torch.float64) for _ in range(6))
+    force_u, force_v, force_w = ops.stress_divergence(tau)
+    for force in (force_u, force_w):
+        assert abs(float((force * ops.dy).sum())) < 1e-10 * float((force.abs() * ops.dy).sum())
+    assert float(force_v[:, 0].abs().max()) == float(force_v[:, -1].abs().max()) == 0.0
+    # a shear stress that depends on y alone: d tau_xy / dy from the stress interpolated to the faces
+    y = torch.as_tensor(GRID.y, dtype=torch.float64).view(1, -1, 1)
+    profile = torch.sin(torch.pi * y).expand(GRID.shape)
+    zero = torch.zeros(GRID.shape, dtype=torch.float64)
+    force_u, _, force_w = ops.stress_divergence((zero, zero, zero, profile, zero, zero))
+    faces = ops.pad_faces(ops.y_interpolate(torch.sin(torch.pi * y)))
+    torch.testing.assert_close(force_u, ((faces[:, 1:] - faces[:, :-1]) * ops.inv_dy).expand(GRID.shape))
+    assert float(force_w.abs().max()) == 0.0
+
+
+def test_the_gradient_reaches_a_rotation_part_that_starts_at_zero() -> None:
+    sample = _sample(0.3, steps=2)
+    closure = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, rotation=True)
+    loss = a_posteriori_loss(_solver(closure), sample, DT, 1.0)
+    loss.backward()
+    assert float(closure.rotation_network.head.bias.grad.abs()) > 0

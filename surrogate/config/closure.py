@@ -34,20 +34,22 @@ __all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load
 class ClosureNetworkConfig(ConfigModel):
     """The networks of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``,
     and which parts it has (``mean_field``: the mean-field eddy viscosity, started from its a-priori
-    estimate on the training split; ``fluctuating``: the pointwise one)."""
+    estimate on the training split; ``fluctuating``: the pointwise one; ``rotation``: the
+    non-dissipative strain-rotation stress)."""
 
     hidden: int = 16
     layers: int = 2
     cs: Float = 0.1
     mean_field: bool = False
     fluctuating: bool = True
+    rotation: bool = False
 
     @model_validator(mode="after")
     def check(self) -> ClosureNetworkConfig:
         """Positive sizes, a finite start."""
         require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
         require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
-        require(self.mean_field or self.fluctuating, "mean_field and fluctuating are both false: the closure would have no part")
+        require(self.mean_field or self.fluctuating or self.rotation, "mean_field, fluctuating and rotation are all false: the closure would have no part")
         return self
 
 

@@ -141,7 +141,8 @@ class ChannelSolver:
         :meth:`~surrogate.solver.operators.StaggeredOperators.eddy_viscous_force`; a model whose
         ``eddy_viscosity`` returns ``None`` has no pointwise part, and one with a
         ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
-        (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`).
+        (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`), and one with a
+        ``residual_stress(ops, u, v, w, nu)`` the divergence of that stress.
     cfl
         Default CFL number of the adaptive time step.
     device, dtype
@@ -196,6 +197,7 @@ class ChannelSolver:
         # the model's nu_t for the time-step bound (reused by the first substep) runs outside the substep
         self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
         self._mean_field_fn = getattr(sgs, "mean_field_viscosity", None)
+        self._residual_stress_fn = getattr(sgs, "residual_stress", None)
 
     # ------------------------------------------------------------------ states
     def _zeros(self) -> torch.Tensor:
@@ -412,6 +414,9 @@ class ChannelSolver:
             nu_mean = self.mean_field_viscosity()
             if nu_mean is not None:
                 terms[0] = terms[0] + self.ops.mean_shear_force(nu_mean, u)
+            tau = None if self._residual_stress_fn is None else self._residual_stress_fn(self.ops, u, v, w, nu)
+            if tau is not None:
+                terms = [term - force for term, force in zip(terms, self.ops.stress_divergence(tau))]
         return tuple(terms)
 
     def _substep(

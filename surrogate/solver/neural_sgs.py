@@ -29,8 +29,20 @@ estimates it from the resolved momentum balance of filtered-DNS statistics, and
 :meth:`NeuralEddyViscosity.fit_mean_field` starts the network there. With ``fluctuating=False``
 the pointwise part is left out (no per-cell network to evaluate).
 
+With ``rotation=True`` it has a third part, a stress that moves energy between the velocity
+components and dissipates none: ``tau_ij = r(d) D^2 Delta^2 (S_ik Omega_kj - Omega_ik S_kj)``
+(the strain-rotation commutator of the nonlinear and tensor-basis models, e.g. Lund & Novikov
+1992, Pope 1975; its contraction with ``S_ij`` vanishes), with ``r`` a third small MLP of the wall
+distance, started at zero. A coarse grid's streaks hold too much streamwise and too little
+spanwise energy; this is the term that can redistribute it.
+
 Schumann, U. (1975). Subgrid scale model for finite difference simulations of turbulent flows in
 plane channels and annuli. J. Comput. Phys. 18, 376-404.
+
+Lund, T. S. & Novikov, E. A. (1992). Parameterization of subgrid-scale stress by the velocity
+gradient tensor. Annual Research Briefs, Center for Turbulence Research, 27-43.
+
+Pope, S. B. (1975). A more general effective-viscosity hypothesis. J. Fluid Mech. 72, 331-340.
 
 Sullivan, P. P., McWilliams, J. C. & Moeng, C.-H. (1994). A subgrid-scale model for large-eddy
 simulation of planetary boundary-layer flows. Boundary-Layer Meteorol. 71, 247-276.
@@ -108,6 +120,8 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         Add the mean-field eddy viscosity ``nu_T(d)`` (starts at zero).
     fluctuating
         Keep the pointwise eddy viscosity (``False``: the mean-field part alone).
+    rotation
+        Add the non-dissipative strain-rotation stress ``r(d)`` (starts at zero).
     """
 
     def __init__(
@@ -118,6 +132,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         weights: str | None = None,
         mean_field: bool = False,
         fluctuating: bool = True,
+        rotation: bool = False,
     ) -> None:
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"NeuralEddyViscosity.hidden must be a positive integer, got {hidden!r}")
@@ -125,40 +140,45 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
-        if not (isinstance(mean_field, bool) and isinstance(fluctuating, bool)) or not (mean_field or fluctuating):
+        flags = {"mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation}
+        if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
             raise ValueError(
-                f"NeuralEddyViscosity needs mean_field or fluctuating true (booleans), got mean_field={mean_field!r}, "
-                f"fluctuating={fluctuating!r}"
+                f"NeuralEddyViscosity needs one of mean_field, fluctuating, rotation true (booleans), got {flags}"
             )
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
-        self.mean_field, self.fluctuating = mean_field, fluctuating
+        self.mean_field, self.fluctuating, self.rotation = mean_field, fluctuating, rotation
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
         self.mean_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if mean_field else None
+        self.rotation_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if rotation else None
         if weights is not None:
             states = _read_weights(_weights_path(str(weights)), self._sizes())
             self.network.load_state_dict(states["state_dict"])
-            if self.mean_network is not None:
-                self.mean_network.load_state_dict(states["mean_state_dict"])
+            for module, key in ((self.mean_network, "mean_state_dict"), (self.rotation_network, "rotation_state_dict")):
+                if module is not None:
+                    module.load_state_dict(states[key])
 
     def _sizes(self) -> dict[str, Any]:
-        return {"hidden": self.hidden, "layers": self.layers, "mean_field": self.mean_field, "fluctuating": self.fluctuating}
+        return {"hidden": self.hidden, "layers": self.layers, "mean_field": self.mean_field,
+                "fluctuating": self.fluctuating, "rotation": self.rotation}
 
     def parameters(self) -> dict[str, Any]:
-        """``{"hidden", "layers", "cs"}``, ``mean_field`` / ``fluctuating`` where not the default,
-        ``weights`` when loaded from a file."""
+        """``{"hidden", "layers", "cs"}``, ``mean_field`` / ``fluctuating`` / ``rotation`` where not the
+        default, ``weights`` when loaded from a file."""
         out: dict[str, Any] = {"hidden": self.hidden, "layers": self.layers, "cs": self.cs}
-        if self.mean_field:
-            out["mean_field"] = True
-        if not self.fluctuating:
-            out["fluctuating"] = False
+        defaults = {"mean_field": False, "fluctuating": True, "rotation": False}
+        out.update({key: value for key, value in self._sizes().items() if key in defaults and value != defaults[key]})
         if self.weights is not None:
             out["weights"] = self.weights
         return out
 
     def networks(self) -> nn.ModuleDict:
-        """The networks in use (``fluctuating``, ``mean_field``), e.g. for an optimiser or ``.to()``."""
-        used = {"fluctuating": self.network if self.fluctuating else None, "mean_field": self.mean_network}
+        """The networks in use (``fluctuating``, ``mean_field``, ``rotation``), e.g. for an optimiser or ``.to()``."""
+        used = {
+            "fluctuating": self.network if self.fluctuating else None,
+            "mean_field": self.mean_network,
+            "rotation": self.rotation_network,
+        }
         return nn.ModuleDict({key: module for key, module in used.items() if module is not None})
 
     def features(
@@ -201,6 +221,26 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         self.mean_network.to(device=distance.device, dtype=distance.dtype)
         return nu * (self.mean_network(torch.stack([wall, distance], dim=-1)) * damping) ** 2
 
+    def residual_stress(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> tuple[torch.Tensor, ...] | None:
+        """``tau_ij = r(d) D^2 Delta^2 (S Omega - Omega S)_ij`` at the cell centres, six components
+        ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``; ``None`` without the rotation part."""
+        if self.rotation_network is None:
+            return None
+        g = _velocity_gradient_components(ops, u, v, w)
+        strain = [[0.5 * (g[i][j] + g[j][i]) for j in range(3)] for i in range(3)]
+        spin = [[0.5 * (g[i][j] - g[j][i]) for j in range(3)] for i in range(3)]
+        y = torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy
+        distance = torch.minimum(y, 2.0 - y)
+        wall, damping = _damping(distance, nu)
+        self.rotation_network.to(device=u.device, dtype=u.dtype)
+        coefficient = self.rotation_network(torch.stack([wall, distance], dim=-1)) * (damping * filter_width(ops)) ** 2
+        return tuple(
+            coefficient * sum(strain[i][k] * spin[k][j] - spin[i][k] * strain[k][j] for k in range(3))
+            for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+        )
+
     def fit_mean_field(self, ops: StaggeredOperators, nu: float, target: torch.Tensor, iterations: int = 3000) -> float:
         """Fit the mean-field network to ``target`` ``nu_T`` on the faces (e.g.
         :func:`a_priori_mean_field_viscosity`) by least squares on ``m``; returns the relative
@@ -231,8 +271,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             return {key: value.detach().cpu() for key, value in module.state_dict().items()}
 
         payload = {"closure": self.name, **self._sizes(), "state_dict": cpu(self.network)}
-        if self.mean_network is not None:
-            payload["mean_state_dict"] = cpu(self.mean_network)
+        for module, key in ((self.mean_network, "mean_state_dict"), (self.rotation_network, "rotation_state_dict")):
+            if module is not None:
+                payload[key] = cpu(module)
         return save_torch(payload, path)
 
 
@@ -301,12 +342,12 @@ def _read_weights(path: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"sgs weights {path} cannot be read as a closure file: {type(exc).__name__}") from None
     if not isinstance(payload, dict) or payload.get("closure") != NeuralEddyViscosity.name:
         raise ValueError(f"sgs weights {path} is not a file written by NeuralEddyViscosity.save")
-    held = {"mean_field": False, "fluctuating": True, **{key: payload[key] for key in sizes if key in payload}}
+    held = {"mean_field": False, "fluctuating": True, "rotation": False, **{key: payload[key] for key in sizes if key in payload}}
     if held != sizes:
         show = lambda d: ", ".join(f"{key}={d[key]}" for key in sizes)  # noqa: E731
         raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(sizes)}")
     return {
         key: {name: value.double() for name, value in payload[key].items()}
-        for key in ("state_dict", "mean_state_dict")
+        for key in ("state_dict", "mean_state_dict", "rotation_state_dict")
         if key in payload
     }

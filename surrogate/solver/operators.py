@@ -222,6 +222,33 @@ class StaggeredOperators:
         )
         return force_u, self.pad_faces(force_v), force_w
 
+    def stress_divergence(self, tau) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``d tau_ij / dx_j`` at the u, v and w points for a symmetric stress at the cell centres.
+
+        ``tau``: its six components ``(xx, yy, zz, xy, xz, yz)``, each ``(nx, ny, nz)``. The normal
+        stresses are differenced where they lie; the shear stresses are averaged to the edges the
+        divergence needs (``xy`` to (x-face, y-face), ``yz`` to (y-face, z-face), ``xz`` to
+        (x-face, z-face)) and are zero on the wall edges, so the stress moves momentum inside the
+        channel and adds none through the walls.
+        """
+        xx, yy, zz, xy, xz, yz = tau
+        dx, dz = self.dx, self.dz
+        t_xy = self.pad_faces(self.y_interpolate(0.5 * (xy + _east(xy, 0))))  # (i+1/2, j_f, k)
+        t_yz = self.pad_faces(self.y_interpolate(0.5 * (yz + _east(yz, 2))))  # (i, j_f, k+1/2)
+        t_xz = 0.25 * (xz + _east(xz, 0) + _east(xz, 2) + _east(_east(xz, 0), 2))  # (i+1/2, j, k+1/2)
+        force_u = (
+            (_east(xx, 0) - xx) / dx + (t_xy[:, 1:] - t_xy[:, :-1]) * self.inv_dy + (t_xz - _west(t_xz, 2)) / dz
+        )
+        force_w = (
+            (t_xz - _west(t_xz, 0)) / dx + (t_yz[:, 1:] - t_yz[:, :-1]) * self.inv_dy + (_east(zz, 2) - zz) / dz
+        )
+        force_v = (
+            (t_xy - _west(t_xy, 0))[:, 1:-1] / dx
+            + (yy[:, 1:] - yy[:, :-1]) * self.inv_dyc
+            + (t_yz - _west(t_yz, 2))[:, 1:-1] / dz
+        )
+        return force_u, self.pad_faces(force_v), force_w
+
     def mean_shear_force(self, nu_faces: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``d/dy (nu_T dU/dy)`` at the u points for a face viscosity ``nu_T(y)`` and the plane mean ``U`` of ``u``.
 

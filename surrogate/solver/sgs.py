@@ -336,6 +336,14 @@ class EddyViscosityModel(ABC):
         alone (:meth:`StaggeredOperators.mean_shear_force`); ``None``, the default, for none."""
         return None
 
+    def residual_stress(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
+    ) -> tuple[torch.Tensor, ...] | None:
+        """A subgrid stress beside the eddy-viscous one, six components ``(xx, yy, zz, xy, xz, yz)``
+        at the cell centres in ``u_tau^2`` (its divergence enters the momentum equations through
+        :meth:`StaggeredOperators.stress_divergence`); ``None``, the default, for none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Provenance record: ``{"name": ..., <constructor arguments>}``.
 
