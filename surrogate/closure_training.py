@@ -231,7 +231,8 @@ def train_closure(
     solvers = _solvers(case, closure, windows["train"])
     if closure.mean_field and not resume:
         _start_mean_field(closure, case.dataset, solvers["closure"])
-    optimizer = torch.optim.Adam(closure.networks().parameters(), lr=settings.lr)
+    trained = [module for part, module in closure.networks().items() if part not in settings.frozen]
+    optimizer = torch.optim.Adam([p for module in trained for p in module.parameters()], lr=settings.lr)
     train_set, test_set = (_Samples(windows[split], solvers["closure"], settings.steps_per_snapshot) for split in ("train", "test"))
     n_test = min(settings.test_samples, len(test_set))
     test = [test_set[int(i)] for i in torch.linspace(0, len(test_set) - 1, n_test).round().long()]

@@ -330,3 +330,30 @@ def test_the_gradient_reaches_a_rotation_part_that_starts_at_zero() -> None:
     loss = a_posteriori_loss(_solver(closure), sample, DT, 1.0)
     loss.backward()
     assert float(closure.rotation_network.head.bias.grad.abs()) > 0
+
+
+def test_surrogate_closure_starts_the_mean_field_a_priori_and_keeps_frozen_parts(tmp_path, capsys) -> None:
+    from conftest import advected_dataset
+    from surrogate.cli import main
+
+    manifest = advected_dataset(tmp_path)
+    case = tmp_path / "closure.yaml"
+    case.write_text(
+        f"name: tiny_two_part\ndataset: {manifest.parent}\n"
+        "closure: {hidden: 4, layers: 1, mean_field: true, fluctuating: false}\n"
+        "training: {epochs: 0, samples_per_epoch: 2, batch_size: 2, test_samples: 2, steps_per_snapshot: 10}\n"
+        f"output: {tmp_path}/{{name}}\n"
+    )
+    assert main(["closure", str(case), "--quiet"]) == 0  # epochs 0: the a-priori start is the closure
+    start = NeuralEddyViscosity(hidden=4, layers=1, mean_field=True, fluctuating=False,
+                                weights=str(tmp_path / "tiny_two_part" / "closure.pt"))
+    grid_ops = _solver(None).ops
+    assert float(start.mean_field_viscosity(grid_ops, 0.01).max()) > 0.0
+    assert main(["closure", str(case), "training.frozen=[mean_field]", "--overwrite", "--quiet"]) == 2
+    assert "nothing to train" in capsys.readouterr().err
+    overrides = ["closure.rotation=true", "training.frozen=[mean_field]", "training.epochs=1", "name=tiny_rotation"]
+    assert main(["closure", str(case), *overrides, "--quiet"]) == 0
+    trained = NeuralEddyViscosity(hidden=4, layers=1, mean_field=True, fluctuating=False, rotation=True,
+                                  weights=str(tmp_path / "tiny_rotation" / "closure.pt"))
+    for a, b in zip(trained.mean_network.parameters(), start.mean_network.parameters()):
+        assert torch.equal(a, b)  # the frozen mean-field part is its a-priori start

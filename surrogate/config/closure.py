@@ -15,6 +15,7 @@ Example::
       lr: 1.0e-3
       statistics_weight: 1.0    # weight of the plane-statistics error
       field_weight: 1.0         # weight of the field error
+      frozen: []                # closure parts kept at their start, e.g. [mean_field]
     output: runs/{name}
 """
 
@@ -65,6 +66,7 @@ class ClosureTrainingConfig(ConfigModel):
     lr: Float = 1.0e-3
     statistics_weight: Float = 1.0
     field_weight: Float = 1.0
+    frozen: list[Literal["mean_field", "fluctuating", "rotation"]] = Field(default_factory=list)
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -93,6 +95,15 @@ class ClosureCase(NamedCase):
     dataset: str
     closure: ClosureNetworkConfig = Field(default_factory=ClosureNetworkConfig)
     training: ClosureTrainingConfig = Field(default_factory=ClosureTrainingConfig)
+
+    @model_validator(mode="after")
+    def check_frozen(self) -> ClosureCase:
+        """Frozen parts are parts of the closure, and one part is left to train."""
+        parts = [name for name in ("mean_field", "fluctuating", "rotation") if getattr(self.closure, name)]
+        unknown = [name for name in self.training.frozen if name not in parts]
+        require(not unknown, f"training.frozen names {unknown}, which the closure does not have (its parts: {parts})")
+        require(set(parts) - set(self.training.frozen), f"training.frozen holds every part of the closure {parts}: nothing to train")
+        return self
 
 
 def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: Iterable[str] = ()) -> ClosureCase:
