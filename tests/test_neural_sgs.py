@@ -63,8 +63,8 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     state = _start(solver)
     args = (solver.ops, state.u, state.v, state.w, solver.nu)
     assert torch.equal(loaded.eddy_viscosity(*args), closure.eddy_viscosity(*args))
-    with pytest.raises(ValueError, match="hidden=8, layers=3, .*; the case asks for hidden=16, layers=2"):
-        NeuralEddyViscosity(weights=str(tmp_path / "closure.pt"))
+    with pytest.raises(ValueError, match="hold a closure with hidden=8, layers=3; the case asks for hidden=16, layers=2"):
+        NeuralEddyViscosity(hidden=16, layers=2, weights=str(tmp_path / "closure.pt"))
     (tmp_path / "bad.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="cannot be read as a closure file"):
         NeuralEddyViscosity(weights=str(tmp_path / "bad.pt"))
@@ -264,8 +264,11 @@ def test_a_two_part_closure_saves_and_loads_and_names_a_mismatch(tmp_path) -> No
                                                    weights=str(tmp_path / "two_part.pt")).describe())
     ops, nu = _solver(None).ops, 1.0 / RE_TAU
     assert torch.equal(loaded.mean_field_viscosity(ops, nu), closure.mean_field_viscosity(ops, nu))
-    with pytest.raises(ValueError, match="mean_field=True, fluctuating=False, rotation=False; the case asks for .*mean_field=False"):
-        NeuralEddyViscosity(hidden=6, layers=2, weights=str(tmp_path / "two_part.pt"))
+    with pytest.raises(ValueError, match="hold a closure with hidden=6, fluctuating=False; the case asks for hidden=8, fluctuating=True"):
+        NeuralEddyViscosity(hidden=8, layers=2, fluctuating=True, weights=str(tmp_path / "two_part.pt"))
+    bare = NeuralEddyViscosity(weights=str(tmp_path / "two_part.pt"))  # sizes and parts from the file
+    assert (bare.hidden, bare.mean_field, bare.fluctuating, bare.rotation) == (6, True, False, False)
+    assert torch.equal(bare.mean_field_viscosity(ops, nu), closure.mean_field_viscosity(ops, nu))
     with pytest.raises(ValueError, match="one of mean_field, fluctuating, rotation"):
         NeuralEddyViscosity(mean_field=False, fluctuating=False)
 
@@ -298,7 +301,8 @@ def test_the_rotation_stress_does_no_work_against_the_strain() -> None:
     closure = _random_rotation()
     solver = _solver(closure)
     state = _start(solver)
-    tau = closure.residual_stress(solver.ops, state.u, state.v, state.w, solver.nu)
+    coefficient = closure.residual_stress_coefficient(solver.ops, solver.nu)
+    tau = closure.residual_stress(solver.ops, state.u, state.v, state.w, coefficient)
     strain = _strain_components(_velocity_gradient_components(solver.ops, state.u, state.v, state.w))
     work = _contract_symmetric(tau, strain).detach()
     size = _contract_symmetric(tau, tau).detach().sqrt() * _contract_symmetric(strain, strain).sqrt()
@@ -357,3 +361,18 @@ def test_surrogate_closure_starts_the_mean_field_a_priori_and_keeps_frozen_parts
                                   weights=str(tmp_path / "tiny_rotation" / "closure.pt"))
     for a, b in zip(trained.mean_network.parameters(), start.mean_network.parameters()):
         assert torch.equal(a, b)  # the frozen mean-field part is its a-priori start
+
+
+def test_the_strain_rotation_commutator_is_the_matrix_product_and_differentiable() -> None:
+    from surrogate.solver.neural_sgs import strain_rotation_commutator
+
+    torch.manual_seed(3)
+    g = torch.randn(3, 3, 7, dtype=torch.float64, requires_grad=True)
+    strain, spin = 0.5 * (g + g.transpose(0, 1)), 0.5 * (g - g.transpose(0, 1))
+    s, o = strain.permute(2, 0, 1), spin.permute(2, 0, 1)
+    expected = (s @ o - o @ s).permute(1, 2, 0)
+    got = strain_rotation_commutator(g)
+    for value, (i, j) in zip(got, ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))):
+        torch.testing.assert_close(value, expected[i, j], rtol=1e-14, atol=1e-14)
+    assert torch.autograd.gradcheck(lambda g: torch.stack(strain_rotation_commutator(g)), (g,))
+

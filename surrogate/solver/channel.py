@@ -32,6 +32,8 @@ __all__ = ["ChannelSolver", "ChannelState", "SolverDivergedError", "dean_bulk_ve
 
 Forcing = Literal["constant_pressure_gradient", "constant_flow_rate"]
 FORCINGS = ("constant_pressure_gradient", "constant_flow_rate")
+#: A subgrid model's mean-field ``nu_T`` and residual-stress coefficient (:meth:`ChannelSolver.wall_profiles`).
+WallProfiles = tuple["torch.Tensor | None", "torch.Tensor | None"]
 
 # low-storage RK3: u_k = u_{k-1} + dt [gamma_k H_{k-1} + zeta_k H_{k-2} + alpha_k L u_{k-1} + beta_k L u_k]
 RK3_GAMMA = (8.0 / 15.0, 5.0 / 12.0, 3.0 / 4.0)
@@ -142,7 +144,8 @@ class ChannelSolver:
         ``eddy_viscosity`` returns ``None`` has no pointwise part, and one with a
         ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
         (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`), and one with a
-        ``residual_stress(ops, u, v, w, nu)`` the divergence of that stress.
+        ``residual_stress_coefficient(ops, nu)`` (not ``None``) the divergence of its
+        ``residual_stress(ops, u, v, w, coefficient)``. Both profiles are evaluated once per step.
     cfl
         Default CFL number of the adaptive time step.
     device, dtype
@@ -197,7 +200,7 @@ class ChannelSolver:
         # the model's nu_t for the time-step bound (reused by the first substep) runs outside the substep
         self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
         self._mean_field_fn = getattr(sgs, "mean_field_viscosity", None)
-        self._residual_stress_fn = getattr(sgs, "residual_stress", None)
+        self._stress_coefficient_fn = getattr(sgs, "residual_stress_coefficient", None)
 
     # ------------------------------------------------------------------ states
     def _zeros(self) -> torch.Tensor:
@@ -327,8 +330,9 @@ class ChannelSolver:
         return 0.5 * self.nu * float(mean[0] / self.ops.wall_gap_lower + mean[-1] / self.ops.wall_gap_upper)
 
     def eddy_viscosity(self, state: ChannelState) -> torch.Tensor | None:
-        """The subgrid model's ``nu_t`` at cell centres for ``state`` (``None`` without a model)."""
-        if self.sgs is None:
+        """The subgrid model's ``nu_t`` at cell centres for ``state`` (``None`` without a model, or
+        for a model without a pointwise part, whose ``eddy_viscosity`` returned ``None`` once)."""
+        if self._sgs_fn is None:
             return None
         cached = self._eddy_viscosity_cache
         if cached is not None and cached[0] is state.u:
@@ -337,18 +341,21 @@ class ChannelSolver:
         # a nu_t with a graph (a closure being trained) is recomputed: step recomputation under
         # torch.utils.checkpoint must save what the first pass saved
         self._eddy_viscosity_cache = None if nu_t is None or nu_t.requires_grad else (state.u, nu_t)
+        if nu_t is None:
+            self._sgs_fn = None  # no pointwise part: nothing to evaluate again
         return nu_t
 
     def mean_field_viscosity(self) -> torch.Tensor | None:
         """The subgrid model's mean-field ``nu_T`` on the faces, ``(1, ny + 1, 1)`` (``None`` without one)."""
         return None if self._mean_field_fn is None else self._mean_field_fn(self.ops, self.nu)
 
-    def stable_dt(self, state: ChannelState, cfl: float | None = None) -> float:
+    def stable_dt(self, state: ChannelState, cfl: float | None = None, *, profiles: WallProfiles | None = None) -> float:
         """Largest time step allowed by the convective CFL number and the explicit diffusion.
 
         Explicit diffusion is the molecular one in x and z and the eddy viscosity's in all
         directions; the bound keeps it inside the RK3 stability interval with a margin of 0.8.
-        Raises :class:`SolverDivergedError` when the velocity is not finite.
+        ``profiles``: those of :meth:`wall_profiles`, when the caller keeps them (evaluated afresh
+        by default). Raises :class:`SolverDivergedError` when the velocity is not finite.
         """
         cfl = self.cfl if cfl is None else cfl
         ops = self.ops
@@ -364,7 +371,7 @@ class ChannelSolver:
         nu_t = self.eddy_viscosity(state)
         if nu_t is not None:
             diffusion = float((nu_t * (wall_parallel + 4.0 * ops.inv_dy**2)).max()) + diffusion
-        nu_mean = self.mean_field_viscosity()
+        nu_mean = (self.wall_profiles() if profiles is None else profiles)[0]
         if nu_mean is not None:  # explicit y-diffusion of the mean: 4 nu_T over the smallest neighbouring spacings
             nearest = torch.maximum(ops.inv_dy[:, :-1], ops.inv_dy[:, 1:]) * ops.inv_dyc
             diffusion = float((nu_mean.detach()[:, 1:-1] * nearest).max()) * 4.0 + diffusion
@@ -396,8 +403,17 @@ class ChannelSolver:
             self._implicit_cache[coefficient] = cached
         return cached
 
-    def _explicit_terms(self, u, v, w, nu_t=None):
-        """Convection, wall-parallel molecular diffusion and the subgrid stress divergence."""
+    def wall_profiles(self) -> WallProfiles:
+        """The subgrid model's profiles of the wall distance: its mean-field ``nu_T`` on the faces,
+        ``(1, ny + 1, 1)``, and its residual-stress coefficient, ``(1, ny, 1)`` (each ``None`` without
+        one). They depend on the model's weights alone: :meth:`run` evaluates them once when no
+        gradient is recorded, else once per step."""
+        coefficient = None if self._stress_coefficient_fn is None else self._stress_coefficient_fn(self.ops, self.nu)
+        return self.mean_field_viscosity(), coefficient
+
+    def _explicit_terms(self, u, v, w, nu_t=None, profiles=(None, None)):
+        """Convection, wall-parallel molecular diffusion and the subgrid stress divergence
+        (``profiles``: :meth:`wall_profiles`)."""
         conv_u, conv_v, conv_w = self.ops.convection(u, v, w)
         nu = self.nu
         terms = [
@@ -411,11 +427,11 @@ class ChannelSolver:
             if nu_t is not None:
                 forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
                 terms = [term + force for term, force in zip(terms, forces)]
-            nu_mean = self.mean_field_viscosity()
+            nu_mean, coefficient = profiles
             if nu_mean is not None:
                 terms[0] = terms[0] + self.ops.mean_shear_force(nu_mean, u)
-            tau = None if self._residual_stress_fn is None else self._residual_stress_fn(self.ops, u, v, w, nu)
-            if tau is not None:
+            if coefficient is not None:
+                tau = self.sgs.residual_stress(self.ops, u, v, w, coefficient)
                 terms = [term - force for term, force in zip(terms, self.ops.stress_divergence(tau))]
         return tuple(terms)
 
@@ -431,6 +447,7 @@ class ChannelSolver:
         face_inv: torch.Tensor,
         response: torch.Tensor,
         nu_t: torch.Tensor | None = None,
+        profiles: WallProfiles = (None, None),
     ):
         """One RK3 substep: explicit terms, implicit wall-normal diffusion, forcing, projection.
 
@@ -439,7 +456,7 @@ class ChannelSolver:
         """
         ops, nu = self.ops, self.nu
         gamma, zeta, alpha, beta = RK3_GAMMA[stage], RK3_ZETA[stage], RK3_ALPHA[stage], RK3_BETA[stage]
-        explicit = self._explicit_terms(u, v, w, nu_t)
+        explicit = self._explicit_terms(u, v, w, nu_t, profiles)
         dt_eff = (alpha + beta) * dt
         ru = u + dt * (gamma * explicit[0] + alpha * nu * ops.d2y_centres(u))
         rv = v + dt * (gamma * explicit[1] + alpha * nu * ops.d2y_faces(v))
@@ -461,16 +478,18 @@ class ChannelSolver:
         gx, gy, gz = ops.gradient(phi)
         return u - dt_eff * gx, v - dt_eff * gy, w - dt_eff * gz, phi, forcing, explicit
 
-    def step(self, state: ChannelState, dt: float) -> ChannelState:
-        """Advance one full RK3 step of size ``dt`` (h/u_tau) and return the new state."""
+    def step(self, state: ChannelState, dt: float, *, profiles: WallProfiles | None = None) -> ChannelState:
+        """Advance one full RK3 step of size ``dt`` (h/u_tau) and return the new state;
+        ``profiles`` as in :meth:`stable_dt`."""
         u, v, w, p = state.u, state.v, state.w, state.p
         dt_tensor = torch.tensor(dt, device=self.device, dtype=self.dtype)
         previous = None
+        profiles = self.wall_profiles() if profiles is None else profiles
         for stage, beta in enumerate(RK3_BETA):
             centre_inv, face_inv, response = self._implicit_operators(beta * dt * self.nu)
             nu_t = self.eddy_viscosity(state) if stage == 0 else None
             u, v, w, p, forcing, previous = self._substep_fn(
-                stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t
+                stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t, profiles
             )
         return ChannelState(
             u, v, w, p, time=state.time + dt, step=state.step + 1, pressure_gradient=float(forcing.detach())
@@ -512,19 +531,20 @@ class ChannelSolver:
         if dt is not None and not dt > 0:
             raise ValueError(f"dt must be positive, got {dt}")
         n_done = 0
+        profiles = None if torch.is_grad_enabled() else self.wall_profiles()
         while True:
             if steps is not None and n_done >= steps:
                 break
             if t_end is not None and t_end - state.time <= 1e-12 * max(1.0, abs(t_end)):
                 break
-            step_dt = self.stable_dt(state, cfl) if dt is None else dt
+            step_dt = self.stable_dt(state, cfl, profiles=profiles) if dt is None else dt
             if dt is not None:
                 self._check_finite(state)
             if t_end is not None:
                 remaining = t_end - state.time
                 if step_dt >= remaining * (1 - 1e-9):
                     step_dt = remaining
-            state = self.step(state, step_dt)
+            state = self.step(state, step_dt, profiles=profiles)
             if t_end is not None and abs(state.time - t_end) < 1e-12 * max(1.0, abs(t_end)):
                 state.time = float(t_end)
             n_done += 1

@@ -68,10 +68,12 @@ from .sgs import (
     filter_width,
 )
 
-__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures"]
+__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures", "strain_rotation_commutator"]
 
 N_FEATURES = 3
 _A_PLUS = 25.0
+#: Network sizes and parts of a closure built without weights (with weights: those of the file).
+_DEFAULT_SIZES = {"hidden": 16, "layers": 2, "mean_field": False, "fluctuating": True, "rotation": False}
 
 
 class ClosureNetwork(nn.Module):
@@ -104,36 +106,71 @@ def _face_distance(ops: StaggeredOperators) -> torch.Tensor:
     return torch.minimum(faces, 2.0 - faces)
 
 
+def strain_rotation_commutator(g) -> tuple[torch.Tensor, ...]:
+    """``C = S Omega - Omega S`` of a velocity gradient, six components ``(xx, yy, zz, xy, xz, yz)``.
+
+    ``S`` and ``Omega`` are the symmetric and antisymmetric parts of ``g`` (``g[i][j] = du_i/dx_j``,
+    nine fields or a ``(3, 3, ...)`` tensor, in ``u_tau / h``). ``C`` is symmetric and traceless
+    (``C = P + P^T`` with ``P = S Omega``), so with ``o_ij = Omega_ij`` above the diagonal fifteen
+    products give it; ``C`` in ``(u_tau / h)^2``.
+    """
+    s11, s22, s33, s12, s13, s23 = _strain_components(g)
+    o12, o13, o23 = ((g[i][j] - g[j][i]).mul_(0.5) for i, j in ((0, 1), (0, 2), (1, 2)))
+    return (
+        (s12 * o12).addcmul_(s13, o13).mul_(-2.0),
+        (s12 * o12).addcmul_(s23, o23, value=-1.0).mul_(2.0),
+        (s13 * o13).addcmul_(s23, o23).mul_(2.0),
+        (s11 - s22).mul_(o12).addcmul_(s13, o23, value=-1.0).addcmul_(s23, o13, value=-1.0),
+        (s11 - s33).mul_(o13).addcmul_(s12, o23).addcmul_(s23, o12, value=-1.0),
+        (s22 - s33).mul_(o23).addcmul_(s12, o13).addcmul_(s13, o12),
+    )
+
+
 class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     """The learned eddy viscosity of the module docstring (registry name ``neural``).
 
     Parameters
     ----------
     hidden, layers
-        Width and number of hidden layers of each network.
+        Width and number of hidden layers of each network (16 and 2 unless given, or those of
+        ``weights``).
     cs
         Initial output of the pointwise network: the Smagorinsky constant it starts from.
     weights
         A file written by :meth:`save`, or the name of a shipped closure (:func:`shipped_closures`,
-        e.g. ``"neural-re180"``); its networks replace the initial ones.
+        e.g. ``"neural-mean-rotation-re180"``); its networks replace the initial ones, and its sizes
+        and parts are the closure's (any given here must match them).
     mean_field
-        Add the mean-field eddy viscosity ``nu_T(d)`` (starts at zero).
+        Add the mean-field eddy viscosity ``nu_T(d)`` (starts at zero; default off).
     fluctuating
-        Keep the pointwise eddy viscosity (``False``: the mean-field part alone).
+        Keep the pointwise eddy viscosity (default on; ``False``: the other parts alone).
     rotation
-        Add the non-dissipative strain-rotation stress ``r(d)`` (starts at zero).
+        Add the non-dissipative strain-rotation stress ``r(d)`` (starts at zero; default off).
     """
 
     def __init__(
         self,
-        hidden: int = 16,
-        layers: int = 2,
+        hidden: int | None = None,
+        layers: int | None = None,
         cs: float = 0.1,
         weights: str | None = None,
-        mean_field: bool = False,
-        fluctuating: bool = True,
-        rotation: bool = False,
+        mean_field: bool | None = None,
+        fluctuating: bool | None = None,
+        rotation: bool | None = None,
     ) -> None:
+        given = {"hidden": hidden, "layers": layers, "mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation}
+        states = None
+        if weights is not None:  # the file's sizes, where the caller gives none
+            path = _weights_path(str(weights))
+            held, states = _read_weights(path)
+            clash = {key: value for key, value in given.items() if value is not None and value != held[key]}
+            if clash:
+                show = lambda d: ", ".join(f"{key}={d[key]}" for key in clash)  # noqa: E731
+                raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(clash)}")
+            given = held
+        hidden, layers, mean_field, fluctuating, rotation = (
+            _DEFAULT_SIZES[key] if value is None else value for key, value in given.items()
+        )
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"NeuralEddyViscosity.hidden must be a positive integer, got {hidden!r}")
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
@@ -151,8 +188,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
         self.mean_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if mean_field else None
         self.rotation_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if rotation else None
-        if weights is not None:
-            states = _read_weights(_weights_path(str(weights)), self._sizes())
+        if states is not None:
             self.network.load_state_dict(states["state_dict"])
             for module, key in ((self.mean_network, "mean_state_dict"), (self.rotation_network, "rotation_state_dict")):
                 if module is not None:
@@ -166,8 +202,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         """``{"hidden", "layers", "cs"}``, ``mean_field`` / ``fluctuating`` / ``rotation`` where not the
         default, ``weights`` when loaded from a file."""
         out: dict[str, Any] = {"hidden": self.hidden, "layers": self.layers, "cs": self.cs}
-        defaults = {"mean_field": False, "fluctuating": True, "rotation": False}
-        out.update({key: value for key, value in self._sizes().items() if key in defaults and value != defaults[key]})
+        out.update({key: value for key, value in self._sizes().items() if key not in out and value != _DEFAULT_SIZES[key]})
         if self.weights is not None:
             out["weights"] = self.weights
         return out
@@ -221,25 +256,23 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         self.mean_network.to(device=distance.device, dtype=distance.dtype)
         return nu * (self.mean_network(torch.stack([wall, distance], dim=-1)) * damping) ** 2
 
-    def residual_stress(
-        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
-    ) -> tuple[torch.Tensor, ...] | None:
-        """``tau_ij = r(d) D^2 Delta^2 (S Omega - Omega S)_ij`` at the cell centres, six components
-        ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``; ``None`` without the rotation part."""
+    def residual_stress_coefficient(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
+        """``r(d) D^2 Delta^2`` of the cell rows, ``(1, ny, 1)`` in ``h^2``; ``None`` without the rotation part."""
         if self.rotation_network is None:
             return None
-        g = _velocity_gradient_components(ops, u, v, w)
-        strain = [[0.5 * (g[i][j] + g[j][i]) for j in range(3)] for i in range(3)]
-        spin = [[0.5 * (g[i][j] - g[j][i]) for j in range(3)] for i in range(3)]
         y = torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy
         distance = torch.minimum(y, 2.0 - y)
         wall, damping = _damping(distance, nu)
-        self.rotation_network.to(device=u.device, dtype=u.dtype)
-        coefficient = self.rotation_network(torch.stack([wall, distance], dim=-1)) * (damping * filter_width(ops)) ** 2
-        return tuple(
-            coefficient * sum(strain[i][k] * spin[k][j] - spin[i][k] * strain[k][j] for k in range(3))
-            for i, j in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-        )
+        self.rotation_network.to(device=distance.device, dtype=distance.dtype)
+        return self.rotation_network(torch.stack([wall, distance], dim=-1)) * (damping * filter_width(ops)) ** 2
+
+    def residual_stress(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """``tau_ij = r(d) D^2 Delta^2 (S Omega - Omega S)_ij`` at the cell centres, six components
+        ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``, for the ``coefficient`` of
+        :meth:`residual_stress_coefficient`."""
+        return tuple(c.mul_(coefficient) for c in strain_rotation_commutator(_velocity_gradient_components(ops, u, v, w)))
 
     def fit_mean_field(self, ops: StaggeredOperators, nu: float, target: torch.Tensor, iterations: int = 3000) -> float:
         """Fit the mean-field network to ``target`` ``nu_T`` on the faces (e.g.
@@ -329,8 +362,9 @@ def _weights_path(weights: str) -> Path:
     return Path(weights)
 
 
-def _read_weights(path: Path, sizes: dict[str, Any]) -> dict[str, Any]:
-    """The state dicts of a closure file (``state_dict``, ``mean_state_dict``), checked against the sizes asked for."""
+def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sizes (``hidden``, ``layers``, the parts) and the state dicts (``state_dict``,
+    ``mean_state_dict``, ``rotation_state_dict``) of a closure file."""
     if not path.is_file():
         raise ValueError(
             f"sgs weights {str(path)!r}: no such file (written by NeuralEddyViscosity.save) and no shipped "
@@ -340,14 +374,12 @@ def _read_weights(path: Path, sizes: dict[str, Any]) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty or not a torch file
         raise ValueError(f"sgs weights {path} cannot be read as a closure file: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("closure") != NeuralEddyViscosity.name:
+    if not isinstance(payload, dict) or payload.get("closure") != NeuralEddyViscosity.name or "hidden" not in payload:
         raise ValueError(f"sgs weights {path} is not a file written by NeuralEddyViscosity.save")
-    held = {"mean_field": False, "fluctuating": True, "rotation": False, **{key: payload[key] for key in sizes if key in payload}}
-    if held != sizes:
-        show = lambda d: ", ".join(f"{key}={d[key]}" for key in sizes)  # noqa: E731
-        raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(sizes)}")
-    return {
+    sizes = {key: payload.get(key, default) for key, default in _DEFAULT_SIZES.items()}
+    states = {
         key: {name: value.double() for name, value in payload[key].items()}
         for key in ("state_dict", "mean_state_dict", "rotation_state_dict")
         if key in payload
     }
+    return sizes, states

@@ -336,13 +336,19 @@ class EddyViscosityModel(ABC):
         alone (:meth:`StaggeredOperators.mean_shear_force`); ``None``, the default, for none."""
         return None
 
+    def residual_stress_coefficient(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
+        """The wall-normal profile that :meth:`residual_stress` scales with, evaluated once per time
+        step (a network of the wall distance, say); ``None``, the default, for no residual stress."""
+        return None
+
     def residual_stress(
-        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float
-    ) -> tuple[torch.Tensor, ...] | None:
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         """A subgrid stress beside the eddy-viscous one, six components ``(xx, yy, zz, xy, xz, yz)``
         at the cell centres in ``u_tau^2`` (its divergence enters the momentum equations through
-        :meth:`StaggeredOperators.stress_divergence`); ``None``, the default, for none."""
-        return None
+        :meth:`StaggeredOperators.stress_divergence`), for the ``coefficient`` of
+        :meth:`residual_stress_coefficient`; called only where that is not ``None``."""
+        raise NotImplementedError(f"{type(self).__name__} has a residual_stress_coefficient but no residual_stress")
 
     def describe(self) -> dict[str, Any]:
         """Provenance record: ``{"name": ..., <constructor arguments>}``.
