@@ -28,7 +28,8 @@ GRIDS = {
     "64x65x64 (2pi x 2 x pi)": ChannelGrid(64, 65, 64, lx=2 * math.pi, lz=math.pi, stretching=2.0),
 }
 #: label -> (subgrid model name, its parameters); "neural mean field" is the two-part closure's
-#: mean-field part alone (the form of the shipped neural-mean-field-re180)
+#: mean-field part alone (the form of neural-mean-field-re180), "neural mean rotation" that with the
+#: strain-rotation stress (the form of the shipped neural-mean-rotation-re180)
 MODELS = {
     "none": ("none", {}),
     "smagorinsky": ("smagorinsky", {}),
@@ -36,6 +37,7 @@ MODELS = {
     "dynamic_smagorinsky": ("dynamic_smagorinsky", {}),
     "neural": ("neural", {}),
     "neural mean field": ("neural", {"mean_field": True, "fluctuating": False}),
+    "neural mean rotation": ("neural", {"mean_field": True, "fluctuating": False, "rotation": True}),
 }
 
 
