@@ -376,3 +376,21 @@ def test_the_strain_rotation_commutator_is_the_matrix_product_and_differentiable
         torch.testing.assert_close(value, expected[i, j], rtol=1e-14, atol=1e-14)
     assert torch.autograd.gradcheck(lambda g: torch.stack(strain_rotation_commutator(g)), (g,))
 
+
+
+def test_a_run_without_gradients_keeps_the_wall_profiles_and_matches_step_by_step() -> None:
+    """run() evaluates the closure's profiles once when no gradient is recorded; the states equal
+    those of steps that evaluate them afresh, bit for bit."""
+    closure = _random_rotation()
+    closure.mean_network = closure.rotation_network.__class__(6, 2, 0.0, n_features=2).double()
+    torch.nn.init.normal_(closure.mean_network.head.bias, std=0.5)
+    solver = _solver(closure)
+    start = _start(solver)
+    with torch.no_grad():
+        kept = solver.run(start, steps=3, dt=DT)
+    fresh = start
+    for _ in range(3):
+        fresh = solver.step(fresh, DT)
+    for name in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(kept, name), getattr(fresh, name).detach()), name
+    assert float((kept.u - start.u).abs().max()) > 0

@@ -33,7 +33,7 @@ __all__ = ["ChannelSolver", "ChannelState", "SolverDivergedError", "dean_bulk_ve
 Forcing = Literal["constant_pressure_gradient", "constant_flow_rate"]
 FORCINGS = ("constant_pressure_gradient", "constant_flow_rate")
 #: A subgrid model's mean-field ``nu_T`` and residual-stress coefficient (:meth:`ChannelSolver.wall_profiles`).
-WallProfiles = tuple["torch.Tensor | None", "torch.Tensor | None"]
+WallProfiles = tuple[torch.Tensor | None, torch.Tensor | None]
 
 # low-storage RK3: u_k = u_{k-1} + dt [gamma_k H_{k-1} + zeta_k H_{k-2} + alpha_k L u_{k-1} + beta_k L u_k]
 RK3_GAMMA = (8.0 / 15.0, 5.0 / 12.0, 3.0 / 4.0)
@@ -145,7 +145,8 @@ class ChannelSolver:
         ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
         (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`), and one with a
         ``residual_stress_coefficient(ops, nu)`` (not ``None``) the divergence of its
-        ``residual_stress(ops, u, v, w, coefficient)``. Both profiles are evaluated once per step.
+        ``residual_stress(ops, u, v, w, coefficient)``. Both profiles are evaluated once per step
+        (once per :meth:`run` without gradients).
     cfl
         Default CFL number of the adaptive time step.
     device, dtype

@@ -111,8 +111,8 @@ def strain_rotation_commutator(g) -> tuple[torch.Tensor, ...]:
 
     ``S`` and ``Omega`` are the symmetric and antisymmetric parts of ``g`` (``g[i][j] = du_i/dx_j``,
     nine fields or a ``(3, 3, ...)`` tensor, in ``u_tau / h``). ``C`` is symmetric and traceless
-    (``C = P + P^T`` with ``P = S Omega``), so with ``o_ij = Omega_ij`` above the diagonal fifteen
-    products give it; ``C`` in ``(u_tau / h)^2``.
+    (``C = P + P^T`` with ``P = S Omega``): fifteen products of the six strain components and the
+    three rotation components ``Omega_12, Omega_13, Omega_23`` give it, in ``(u_tau / h)^2``.
     """
     s11, s22, s33, s12, s13, s23 = _strain_components(g)
     o12, o13, o23 = ((g[i][j] - g[j][i]).mul_(0.5) for i, j in ((0, 1), (0, 2), (1, 2)))
