@@ -157,19 +157,26 @@ def test_surrogate_les_runs_a_trained_closure_from_a_case_file(tmp_path, monkeyp
     assert "did you mean 'neural'" in capsys.readouterr().err
 
 
-def test_surrogate_closure_trains_resumes_and_writes_a_loadable_closure(tmp_path, capsys) -> None:
-    import csv
-
+def _tiny_closure_case(tmp_path, name: str, closure: str, epochs: int, samples: int):
+    """A closure training case file on the tiny advected dataset of conftest."""
     from conftest import advected_dataset
-    from surrogate.cli import main
 
     manifest = advected_dataset(tmp_path)
     case = tmp_path / "closure.yaml"
     case.write_text(
-        f"name: tiny_closure\ndataset: {manifest.parent}\nclosure: {{hidden: 4, layers: 1}}\n"
-        "training: {epochs: 2, samples_per_epoch: 4, batch_size: 2, test_samples: 2, steps_per_snapshot: 10}\n"
+        f"name: {name}\ndataset: {manifest.parent}\nclosure: {closure}\n"
+        f"training: {{epochs: {epochs}, samples_per_epoch: {samples}, batch_size: 2, test_samples: 2, steps_per_snapshot: 10}}\n"
         f"output: {tmp_path}/{{name}}\n"
     )
+    return case
+
+
+def test_surrogate_closure_trains_resumes_and_writes_a_loadable_closure(tmp_path, capsys) -> None:
+    import csv
+
+    from surrogate.cli import main
+
+    case = _tiny_closure_case(tmp_path, "tiny_closure", "{hidden: 4, layers: 1}", epochs=2, samples=4)
     assert main(["closure", str(case), "training.steps_per_snapshot=1", "--quiet"]) == 2
     assert "past the solver's stability limit" in capsys.readouterr().err
     assert main(["closure", str(case), "training.field_weight=0", "training.statistics_weight=0", "--quiet"]) == 2
@@ -337,17 +344,10 @@ def test_the_gradient_reaches_a_rotation_part_that_starts_at_zero() -> None:
 
 
 def test_surrogate_closure_starts_the_mean_field_a_priori_and_keeps_frozen_parts(tmp_path, capsys) -> None:
-    from conftest import advected_dataset
     from surrogate.cli import main
 
-    manifest = advected_dataset(tmp_path)
-    case = tmp_path / "closure.yaml"
-    case.write_text(
-        f"name: tiny_two_part\ndataset: {manifest.parent}\n"
-        "closure: {hidden: 4, layers: 1, mean_field: true, fluctuating: false}\n"
-        "training: {epochs: 0, samples_per_epoch: 2, batch_size: 2, test_samples: 2, steps_per_snapshot: 10}\n"
-        f"output: {tmp_path}/{{name}}\n"
-    )
+    closure = "{hidden: 4, layers: 1, mean_field: true, fluctuating: false}"
+    case = _tiny_closure_case(tmp_path, "tiny_two_part", closure, epochs=0, samples=2)
     assert main(["closure", str(case), "--quiet"]) == 0  # epochs 0: the a-priori start is the closure
     start = NeuralEddyViscosity(hidden=4, layers=1, mean_field=True, fluctuating=False,
                                 weights=str(tmp_path / "tiny_two_part" / "closure.pt"))
