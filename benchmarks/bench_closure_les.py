@@ -3,8 +3,9 @@
 Both start from the developed field of ``cases/les_re180_learned.yaml`` (the last ``fdns180``
 snapshot) on the dataset grid and advance with adaptive steps, so the figure holds both the cost
 of a step and the number of steps per h/u_tau (the closure's flow sets its own CFL step); each
-run is timed over ``--repeats`` spans of ``--time`` h/u_tau. Process CPU time by default (a machine shared with other work does not inflate it).
-Aim of the closure issue: at most 1.5x the no-model LES.
+run is timed over ``--repeats`` spans of ``--time`` h/u_tau. Process CPU time by default (a
+machine shared with other work does not inflate it). Aim of the closure issue: at most 1.5x the
+no-model LES.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_closure_les.py
     python benchmarks/bench_closure_les.py --compile --time 5

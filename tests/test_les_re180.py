@@ -1,9 +1,10 @@
 """LES at Re_tau = 180 against Moser, Kim & Mansour and against the filtered DNS — long runs.
 
-Each MKM case runs 150 h/u_tau (minutes to tens of minutes on a CPU core) and its profiles averaged
-from 50 h/u_tau on are compared with MKM; the learned closure's case runs 200 h/u_tau from the
-developed field on the dataset grid and is compared with the filtered DNS fdns180. The bounds were set before the runs; the figures reached,
-including the no-model control, are recorded in validation/README.md.
+Each MKM case runs 150 h/u_tau (minutes to tens of minutes on a CPU core) and its profiles
+averaged from 50 h/u_tau on are compared with MKM; the learned closure's case runs 200 h/u_tau
+from the developed field on the dataset grid and is compared with the filtered DNS fdns180. The
+bounds were set before the runs; the figures reached, including the no-model control, are
+recorded in validation/README.md.
 """
 
 from __future__ import annotations

@@ -372,7 +372,7 @@ class ChannelSolver:
         nu_t = self.eddy_viscosity(state)
         if nu_t is not None:
             diffusion = float((nu_t * (wall_parallel + 4.0 * ops.inv_dy**2)).max()) + diffusion
-        nu_mean = (self.wall_profiles() if profiles is None else profiles)[0]
+        nu_mean = self.mean_field_viscosity() if profiles is None else profiles[0]
         if nu_mean is not None:  # explicit y-diffusion of the mean: 4 nu_T over the smallest neighbouring spacings
             nearest = torch.maximum(ops.inv_dy[:, :-1], ops.inv_dy[:, 1:]) * ops.inv_dyc
             diffusion = float((nu_mean.detach()[:, 1:-1] * nearest).max()) * 4.0 + diffusion

@@ -100,6 +100,12 @@ def _damping(distance: torch.Tensor, nu: float) -> tuple[torch.Tensor, torch.Ten
     return wall, 1.0 - wall
 
 
+def _centre_distance(ops: StaggeredOperators) -> torch.Tensor:
+    """Wall distance of the ``ny`` cell centres, ``(1, ny, 1)`` in ``h``."""
+    y = torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy
+    return torch.minimum(y, 2.0 - y)
+
+
 def _face_distance(ops: StaggeredOperators) -> torch.Tensor:
     """Wall distance of the ``ny + 1`` wall-normal faces (walls included), ``(1, ny + 1, 1)`` in ``h``."""
     faces = torch.cat([torch.zeros_like(ops.dy[:, :1]), torch.cumsum(ops.dy, dim=1)], dim=1)
@@ -229,8 +235,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         magnitude = torch.sqrt(2.0 * ss + tiny)  # |S|, differentiable at S = 0
         delta = filter_width(ops).to(u)
         scale = delta**2 * magnitude
-        y = (torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy).to(u)
-        wall, damping = _damping(torch.minimum(y, 2.0 - y), nu)
+        wall, damping = _damping(_centre_distance(ops).to(u), nu)
         wall = wall.expand_as(ss)
         features = torch.stack([(oo - ss) / (oo + ss + tiny), wall, torch.log1p(scale / nu)], dim=-1)
         return features, scale * damping**2
@@ -260,8 +265,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         """``r(d) D^2 Delta^2`` of the cell rows, ``(1, ny, 1)`` in ``h^2``; ``None`` without the rotation part."""
         if self.rotation_network is None:
             return None
-        y = torch.cumsum(ops.dy, dim=1) - 0.5 * ops.dy
-        distance = torch.minimum(y, 2.0 - y)
+        distance = _centre_distance(ops)
         wall, damping = _damping(distance, nu)
         self.rotation_network.to(device=distance.device, dtype=distance.dtype)
         return self.rotation_network(torch.stack([wall, distance], dim=-1)) * (damping * filter_width(ops)) ** 2
