@@ -11,7 +11,7 @@ graph, not the whole unroll.
 Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.losses.field_error`
 (each component's fluctuations and mean profile on the scale of its own fluctuations) plus
 ``statistics_weight`` times :func:`surrogate.losses.statistics_error` (mean U, the rms and
-``<u'v'>`` profiles), averaged over the snapshots.
+``<u'v'>`` profiles, weighted by ``profile_weights``), averaged over the snapshots.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 import yaml
@@ -96,8 +96,10 @@ def a_posteriori_loss(
     statistics_weight: float = 0.0,
     recompute: bool = True,
     field_weight: float = 1.0,
+    profile_weights: Mapping[str, float] | None = None,
 ) -> torch.Tensor:
-    """The loss of the module docstring for one sample (a 0-d tensor with a graph to the closure)."""
+    """The loss of the module docstring for one sample (a 0-d tensor with a graph to the closure);
+    ``profile_weights`` weighs the profiles of the statistics error (:func:`surrogate.losses.profile_error`)."""
     state, losses = sample.initial, []
     for target in sample.targets:
         state = unroll(solver, state, sample.steps, dt, recompute)
@@ -107,7 +109,7 @@ def a_posteriori_loss(
         if field_weight:
             loss = loss + field_weight * field_error(predicted, truth)
         if statistics_weight:
-            loss = loss + statistics_weight * statistics_error(predicted, truth)
+            loss = loss + statistics_weight * statistics_error(predicted, truth, profile_weights)
         losses.append(loss[0])
     return torch.stack(losses).mean()
 
@@ -121,6 +123,7 @@ def train_closure_step(
     recompute: bool = True,
     max_grad_norm: float = 1.0,
     field_weight: float = 1.0,
+    profile_weights: Mapping[str, float] | None = None,
 ) -> float:
     """One optimiser step on the mean loss of ``samples``; returns that loss (before the step).
 
@@ -131,7 +134,8 @@ def train_closure_step(
     """
     optimizer.zero_grad(set_to_none=True)
     loss = torch.stack(
-        [a_posteriori_loss(solver, sample, dt, statistics_weight, recompute, field_weight) for sample in samples]
+        [a_posteriori_loss(solver, sample, dt, statistics_weight, recompute, field_weight, profile_weights)
+         for sample in samples]
     ).mean()
     if not torch.isfinite(loss):
         return float("nan")
@@ -175,7 +179,8 @@ def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, train) -> dict[str
 
 
 def _mean_loss(solver: ChannelSolver, samples: list[ClosureSample], dt: float, case: ClosureCase) -> float:
-    weights = {"statistics_weight": case.training.statistics_weight, "field_weight": case.training.field_weight}
+    weights = {"statistics_weight": case.training.statistics_weight, "field_weight": case.training.field_weight,
+               "profile_weights": case.training.profile_weights}
     with torch.no_grad():
         return float(torch.stack([a_posteriori_loss(solver, s, dt, recompute=False, **weights) for s in samples]).mean())
 
@@ -218,7 +223,8 @@ def train_closure(
     torch.manual_seed(settings.seed)
     spec = case.closure
     closure = NeuralEddyViscosity(
-        spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating, rotation=spec.rotation
+        spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating, rotation=spec.rotation,
+        anisotropy=spec.anisotropy,
     )
     closure.networks().to(device=settings.device, dtype=dtype)
 
@@ -285,7 +291,7 @@ def train_closure(
                 batch = [train_set[i] for i in order[k : k + settings.batch_size]]
                 losses.append(train_closure_step(
                     solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute,
-                    settings.max_grad_norm, settings.field_weight,
+                    settings.max_grad_norm, settings.field_weight, settings.profile_weights,
                 ))
                 bar.update(len(batch))
             epoch += 1

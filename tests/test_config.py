@@ -265,3 +265,14 @@ def test_errors_are_one_line_without_validation_library_text(tmp_path):
         message = str(info.value)
         assert "\n" not in message and "pydantic" not in message.lower() and "errors.pydantic.dev" not in message
         assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_bad_key_of_a_mapping_is_named_with_the_keys_it_may_have():
+    from surrogate.config import load_closure_case
+
+    case = {"name": "c", "dataset": "d", "training": {"profile_weights": {"w_rms": 4.0, "w_rsm": 1.0}}}
+    with pytest.raises(ConfigError) as info:
+        load_closure_case(case)
+    message = str(info.value)
+    assert "bad key 'w_rsm' in 'training.profile_weights'" in message
+    assert "'U', 'u_rms', 'v_rms', 'w_rms', 'uv'" in message and "did you mean 'w_rms'" in message

@@ -79,6 +79,19 @@ def _sample(truth_cs: float, steps: int) -> ClosureSample:
     return ClosureSample(start, torch.stack(truth.ops.to_centres(final.u, final.v, final.w))[None], steps)
 
 
+
+def test_profile_weights_weigh_the_statistics_error_of_the_a_posteriori_loss() -> None:
+    """With w_rms weighed 3, the loss is (5 * unweighted + 2 * w_rms alone) / 7."""
+    sample = _sample(0.3, steps=2)
+    solver = _solver(NeuralEddyViscosity(cs=0.1))
+    loss = lambda weights: float(  # noqa: E731
+        a_posteriori_loss(solver, sample, DT, 1.0, recompute=False, field_weight=0.0, profile_weights=weights)
+    )
+    plain, weighed = loss(None), loss({"w_rms": 3.0})
+    alone = loss({"U": 0.0, "u_rms": 0.0, "v_rms": 0.0, "uv": 0.0})
+    assert alone > 0 and weighed != pytest.approx(plain, rel=1e-6)
+    assert weighed == pytest.approx((5 * plain + 2 * alone) / 7, rel=1e-12)
+
 def test_the_gradient_through_the_solver_matches_finite_differences() -> None:
     sample = _sample(0.3, steps=3)
     closure = NeuralEddyViscosity(hidden=4, layers=1)
@@ -376,6 +389,70 @@ def test_the_strain_rotation_commutator_is_the_matrix_product_and_differentiable
         torch.testing.assert_close(value, expected[i, j], rtol=1e-14, atol=1e-14)
     assert torch.autograd.gradcheck(lambda g: torch.stack(strain_rotation_commutator(g)), (g,))
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the anisotropy part
+# ---------------------------------------------------------------------------------------------
+def test_the_traceless_squares_are_the_matrix_products_and_differentiable() -> None:
+    from surrogate.solver.neural_sgs import traceless_squares
+
+    torch.manual_seed(5)
+    g = torch.randn(3, 3, 7, dtype=torch.float64, requires_grad=True)
+    s = (0.5 * (g + g.transpose(0, 1))).permute(2, 0, 1)
+    o = (0.5 * (g - g.transpose(0, 1))).permute(2, 0, 1)
+    eye = torch.eye(3, dtype=torch.float64)
+    for got, square in zip(traceless_squares(g), (s @ s, o @ o)):
+        expected = (square - square.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None] * eye / 3.0).permute(1, 2, 0)
+        for value, (i, j) in zip(got, ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))):
+            torch.testing.assert_close(value, expected[i, j], rtol=1e-13, atol=1e-13)
+    assert torch.autograd.gradcheck(lambda g: torch.stack([c for t in traceless_squares(g) for c in t]), (g,))
+
+
+def test_the_anisotropy_terms_give_a_plane_shear_a_spanwise_normal_stress_and_the_commutator_none() -> None:
+    """For du/dy = G alone: (S S)^d = G^2/4 diag(1/3, 1/3, -2/3), (Omega Omega)^d its negative, and
+    S Omega - Omega S = G^2/2 diag(-1, 1, 0)."""
+    from surrogate.solver.neural_sgs import strain_rotation_commutator, traceless_squares
+
+    shear = 2.0
+    g = torch.zeros(3, 3, 1, dtype=torch.float64)
+    g[0, 1] = shear
+    ss, oo = traceless_squares(g)
+    q = shear**2 / 4.0
+    torch.testing.assert_close(torch.cat(ss), torch.tensor([q / 3, q / 3, -2 * q / 3, 0, 0, 0], dtype=torch.float64))
+    torch.testing.assert_close(torch.cat(oo), -torch.cat(ss))
+    commutator = torch.cat(strain_rotation_commutator(g))
+    torch.testing.assert_close(commutator, torch.tensor([-2 * q, 2 * q, 0, 0, 0, 0], dtype=torch.float64))
+
+
+def test_a_zero_anisotropy_part_is_the_no_model_les_bit_for_bit_and_a_trained_one_acts() -> None:
+    closure = NeuralEddyViscosity(fluctuating=False, rotation=True, anisotropy=True)  # both start at zero
+    plain, learned = _solver(None), _solver(closure)
+    a, b = _start(plain), _start(learned)
+    for _ in range(3):
+        a, b = plain.step(a, DT), learned.step(b, DT)
+    for name in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    torch.nn.init.constant_(closure.anisotropy_network.head.bias, 0.3)
+    coefficient = closure.residual_stress_coefficient(learned.ops, learned.nu)
+    assert coefficient.shape == (3, 1, GRID.shape[1], 1)
+    moved = learned.step(_start(learned), DT)
+    assert float((moved.w - plain.step(_start(plain), DT).w).abs().max()) > 0
+
+
+def test_the_gradient_reaches_an_anisotropy_part_that_starts_at_zero_and_it_round_trips(tmp_path) -> None:
+    sample = _sample(0.3, steps=2)
+    closure = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, anisotropy=True)
+    loss = a_posteriori_loss(_solver(closure), sample, DT, 1.0)
+    loss.backward()
+    assert bool((closure.anisotropy_network.head.bias.grad.abs() > 0).all())
+    with torch.no_grad():
+        closure.anisotropy_network.head.bias.copy_(torch.tensor([0.2, -0.1]))
+    path = closure.save(tmp_path / "anisotropy.pt")
+    again = NeuralEddyViscosity(weights=str(path))
+    assert (again.anisotropy, again.rotation, again.fluctuating) == (True, False, False)
+    ops = _solver(None).ops
+    assert torch.equal(again.residual_stress_coefficient(ops, 0.01), closure.residual_stress_coefficient(ops, 0.01))
 
 
 def test_a_run_without_gradients_keeps_the_wall_profiles_and_matches_step_by_step() -> None:

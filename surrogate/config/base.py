@@ -292,6 +292,12 @@ def _error_message(cls: type, data: Any, error: Mapping[str, Any], origin: _Sour
             f"{origin.label(path, section=True)}: invalid section {'.'.join(path) or 'top level'!r}{note}: "
             f"{error['ctx']['error']}"
         )
+    if loc[-1] == "[key]":  # a mapping's key, not its value
+        key_type = typing.get_args(_strip(_annotation_at(cls, keys[:-1])))[0]
+        return (
+            f"{origin.label(path)}: bad key {keys[-1]!r} in {'.'.join(path[:-1])!r}; "
+            f"expected {_describe(key_type)}{_choice_hint(key_type, keys[-1])}"
+        )
     tp = _annotation_at(cls, keys)
     return (
         f"{origin.label(path)}: bad value for {'.'.join(path)!r}: got {value!r} ({_type_name(value)}); "

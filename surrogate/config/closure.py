@@ -29,14 +29,18 @@ from pydantic import Field, model_validator
 
 from .base import ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
-__all__ = ["ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
+__all__ = ["CLOSURE_PARTS", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
+
+#: The parts a learned closure can have (:class:`surrogate.solver.NeuralEddyViscosity`).
+CLOSURE_PARTS = ("mean_field", "fluctuating", "rotation", "anisotropy")
 
 
 class ClosureNetworkConfig(ConfigModel):
     """The networks of :class:`surrogate.solver.NeuralEddyViscosity`: width, depth, initial ``C_s``,
     and which parts it has (``mean_field``: the mean-field eddy viscosity, started from its a-priori
     estimate on the training split; ``fluctuating``: the pointwise one; ``rotation``: the
-    non-dissipative strain-rotation stress)."""
+    non-dissipative strain-rotation stress; ``anisotropy``: the stress of the traceless squares of
+    strain and rotation)."""
 
     hidden: int = 16
     layers: int = 2
@@ -44,13 +48,14 @@ class ClosureNetworkConfig(ConfigModel):
     mean_field: bool = False
     fluctuating: bool = True
     rotation: bool = False
+    anisotropy: bool = False
 
     @model_validator(mode="after")
     def check(self) -> ClosureNetworkConfig:
         """Positive sizes, a finite start."""
         require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
         require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
-        require(self.mean_field or self.fluctuating or self.rotation, "mean_field, fluctuating and rotation are all false: the closure would have no part")
+        require(any(getattr(self, part) for part in CLOSURE_PARTS), f"{', '.join(CLOSURE_PARTS)} are all false: the closure would have no part")
         return self
 
 
@@ -66,7 +71,8 @@ class ClosureTrainingConfig(ConfigModel):
     lr: Float = 1.0e-3
     statistics_weight: Float = 1.0
     field_weight: Float = 1.0
-    frozen: list[Literal["mean_field", "fluctuating", "rotation"]] = Field(default_factory=list)
+    profile_weights: dict[Literal["U", "u_rms", "v_rms", "w_rms", "uv"], Float] = Field(default_factory=dict)
+    frozen: list[Literal["mean_field", "fluctuating", "rotation", "anisotropy"]] = Field(default_factory=list)
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -84,6 +90,10 @@ class ClosureTrainingConfig(ConfigModel):
             min(self.statistics_weight, self.field_weight) >= 0 and self.statistics_weight + self.field_weight > 0,
             f"statistics_weight and field_weight must be >= 0 and not both 0, got {self.statistics_weight}, {self.field_weight}",
         )
+        require(
+            all(weight >= 0 for weight in self.profile_weights.values()) and (not self.profile_weights or sum(self.profile_weights.values()) > 0),
+            f"profile_weights must be >= 0 and not all 0, got {self.profile_weights}",
+        )
         problem = device_problem(self.device)
         require(problem is None, f"device: {problem}")
         return self
@@ -99,7 +109,7 @@ class ClosureCase(NamedCase):
     @model_validator(mode="after")
     def check_frozen(self) -> ClosureCase:
         """Frozen parts are parts of the closure, and one part is left to train."""
-        parts = [name for name in ("mean_field", "fluctuating", "rotation") if getattr(self.closure, name)]
+        parts = [name for name in CLOSURE_PARTS if getattr(self.closure, name)]
         unknown = [name for name in self.training.frozen if name not in parts]
         require(not unknown, f"training.frozen names {unknown}, which the closure does not have (its parts: {parts})")
         require(set(parts) - set(self.training.frozen), f"training.frozen holds every part of the closure {parts}: nothing to train")

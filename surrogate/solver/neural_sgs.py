@@ -36,11 +36,23 @@ components and dissipates none: ``tau_ij = r(d) D^2 Delta^2 (S_ik Omega_kj - Ome
 distance, started at zero. A coarse grid's streaks hold too much streamwise and too little
 spanwise energy; this is the term that can redistribute it.
 
+With ``anisotropy=True`` it has a fourth part, the two quadratic terms of the tensor basis that
+the commutator lacks, ``tau_ij = D^2 Delta^2 (a_S(d) (S S)^d_ij + a_O(d) (Omega Omega)^d_ij)``
+(``^d``: the traceless part; Pope 1975; the gradient model of Clark, Ferziger & Reynolds 1979
+holds both), with ``a_S, a_O`` the two outputs of a fourth small MLP of the wall distance,
+started at zero. In a plane shear flow the commutator has no spanwise normal stress and these
+terms do, so they are the part that can move energy into or out of the spanwise component. Unlike
+the commutator they are not free of work against the strain (``tr(S S S)`` and ``tr(Omega Omega
+S)`` have no sign); training a posteriori is what keeps them stable.
+
 Schumann, U. (1975). Subgrid scale model for finite difference simulations of turbulent flows in
 plane channels and annuli. J. Comput. Phys. 18, 376-404.
 
 Lund, T. S. & Novikov, E. A. (1992). Parameterization of subgrid-scale stress by the velocity
 gradient tensor. Annual Research Briefs, Center for Turbulence Research, 27-43.
+
+Clark, R. A., Ferziger, J. H. & Reynolds, W. C. (1979). Evaluation of subgrid-scale models using
+an accurately simulated turbulent flow. J. Fluid Mech. 91, 1-16.
 
 Pope, S. B. (1975). A more general effective-viscosity hypothesis. J. Fluid Mech. 72, 331-340.
 
@@ -68,30 +80,38 @@ from .sgs import (
     filter_width,
 )
 
-__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures", "strain_rotation_commutator"]
+__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures", "strain_rotation_commutator", "traceless_squares"]
 
 N_FEATURES = 3
 _A_PLUS = 25.0
 #: Network sizes and parts of a closure built without weights (with weights: those of the file).
-_DEFAULT_SIZES = {"hidden": 16, "layers": 2, "mean_field": False, "fluctuating": True, "rotation": False}
+_DEFAULT_SIZES = {
+    "hidden": 16, "layers": 2, "mean_field": False, "fluctuating": True, "rotation": False, "anisotropy": False
+}
+#: The parts of a closure beside the pointwise one, with the key of their weights in a closure file.
+_PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dict", "anisotropy": "anisotropy_state_dict"}
 
 
 class ClosureNetwork(nn.Module):
-    """Pointwise MLP ``(..., n_features) -> (...)``: ``layers`` tanh layers of width ``hidden``."""
+    """Pointwise MLP ``(..., n_features) -> (...)`` (``(..., n_outputs)`` for more than one output):
+    ``layers`` tanh layers of width ``hidden``, a last layer of zero weights and bias ``cs``."""
 
-    def __init__(self, hidden: int = 16, layers: int = 2, cs: float = 0.1, n_features: int = N_FEATURES) -> None:
+    def __init__(
+        self, hidden: int = 16, layers: int = 2, cs: float = 0.1, n_features: int = N_FEATURES, n_outputs: int = 1
+    ) -> None:
         super().__init__()
         sizes = [n_features] + [hidden] * layers
         blocks: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             blocks += [nn.Linear(n_in, n_out), nn.Tanh()]
         self.body = nn.Sequential(*blocks)
-        self.head = nn.Linear(sizes[-1], 1)
+        self.head = nn.Linear(sizes[-1], n_outputs)
         nn.init.zeros_(self.head.weight)
         nn.init.constant_(self.head.bias, cs)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(features)).squeeze(-1)
+        out = self.head(self.body(features))
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
 
 
 def _damping(distance: torch.Tensor, nu: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +132,11 @@ def _face_distance(ops: StaggeredOperators) -> torch.Tensor:
     return torch.minimum(faces, 2.0 - faces)
 
 
+def _rotation_components(g) -> tuple[torch.Tensor, ...]:
+    """``(Omega_12, Omega_13, Omega_23)`` of ``Omega_ij = (g_ij - g_ji) / 2``."""
+    return tuple((g[i][j] - g[j][i]).mul_(0.5) for i, j in ((0, 1), (0, 2), (1, 2)))
+
+
 def strain_rotation_commutator(g) -> tuple[torch.Tensor, ...]:
     """``C = S Omega - Omega S`` of a velocity gradient, six components ``(xx, yy, zz, xy, xz, yz)``.
 
@@ -120,8 +145,12 @@ def strain_rotation_commutator(g) -> tuple[torch.Tensor, ...]:
     (``C = P + P^T`` with ``P = S Omega``): fifteen products of the six strain components and the
     three rotation components ``Omega_12, Omega_13, Omega_23`` give it, in ``(u_tau / h)^2``.
     """
-    s11, s22, s33, s12, s13, s23 = _strain_components(g)
-    o12, o13, o23 = ((g[i][j] - g[j][i]).mul_(0.5) for i, j in ((0, 1), (0, 2), (1, 2)))
+    return _commutator(_strain_components(g), _rotation_components(g))
+
+
+def _commutator(strain: tuple[torch.Tensor, ...], rotation: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    s11, s22, s33, s12, s13, s23 = strain
+    o12, o13, o23 = rotation
     return (
         (s12 * o12).addcmul_(s13, o13).mul_(-2.0),
         (s12 * o12).addcmul_(s23, o23, value=-1.0).mul_(2.0),
@@ -130,6 +159,33 @@ def strain_rotation_commutator(g) -> tuple[torch.Tensor, ...]:
         (s11 - s33).mul_(o13).addcmul_(s12, o23).addcmul_(s23, o12, value=-1.0),
         (s22 - s33).mul_(o23).addcmul_(s12, o13).addcmul_(s13, o12),
     )
+
+
+def traceless_squares(g) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The traceless parts of ``S S`` and ``Omega Omega`` of a velocity gradient, six components
+    ``(xx, yy, zz, xy, xz, yz)`` each, in ``(u_tau / h)^2``.
+
+    ``g`` as for :func:`strain_rotation_commutator`.
+    """
+    return _traceless_squares(_strain_components(g), _rotation_components(g))
+
+
+def _traceless_squares(strain, rotation) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    s11, s22, s33, s12, s13, s23 = strain
+    o12, o13, o23 = rotation
+    q12, q13, q23 = s12 * s12, s13 * s13, s23 * s23
+    d11, d22, d33 = s11 * s11 + q12 + q13, s22 * s22 + q12 + q23, s33 * s33 + q13 + q23
+    third = (d11 + d22 + d33) / 3.0
+    ss = (
+        d11 - third, d22 - third, d33 - third,
+        (s11 + s22).mul_(s12).addcmul_(s13, s23),
+        (s11 + s33).mul_(s13).addcmul_(s12, s23),
+        (s22 + s33).mul_(s23).addcmul_(s12, s13),
+    )
+    p12, p13, p23 = o12 * o12, o13 * o13, o23 * o23
+    third = (p12 + p13 + p23) * (2.0 / 3.0)  # -tr(Omega Omega) / 3
+    oo = (third - p12 - p13, third - p12 - p23, third - p13 - p23, -o13 * o23, o12 * o23, -o12 * o13)
+    return ss, oo
 
 
 class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
@@ -152,6 +208,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         Keep the pointwise eddy viscosity (default on; ``False``: the other parts alone).
     rotation
         Add the non-dissipative strain-rotation stress ``r(d)`` (starts at zero; default off).
+    anisotropy
+        Add the stress of the traceless squares of strain and rotation, ``a_S(d), a_O(d)`` (start
+        at zero; default off).
     """
 
     def __init__(
@@ -163,8 +222,10 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         mean_field: bool | None = None,
         fluctuating: bool | None = None,
         rotation: bool | None = None,
+        anisotropy: bool | None = None,
     ) -> None:
-        given = {"hidden": hidden, "layers": layers, "mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation}
+        given = {"hidden": hidden, "layers": layers, "mean_field": mean_field, "fluctuating": fluctuating,
+                 "rotation": rotation, "anisotropy": anisotropy}
         states = None
         if weights is not None:  # the file's sizes, where the caller gives none
             path = _weights_path(str(weights))
@@ -174,7 +235,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
                 show = lambda d: ", ".join(f"{key}={d[key]}" for key in clash)  # noqa: E731
                 raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(clash)}")
             given = held
-        hidden, layers, mean_field, fluctuating, rotation = (
+        hidden, layers, mean_field, fluctuating, rotation, anisotropy = (
             _DEFAULT_SIZES[key] if value is None else value for key, value in given.items()
         )
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
@@ -183,30 +244,38 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
-        flags = {"mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation}
+        flags = {"mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation, "anisotropy": anisotropy}
         if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
             raise ValueError(
-                f"NeuralEddyViscosity needs one of mean_field, fluctuating, rotation true (booleans), got {flags}"
+                f"NeuralEddyViscosity needs one of mean_field, fluctuating, rotation, anisotropy true (booleans), got {flags}"
             )
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
-        self.mean_field, self.fluctuating, self.rotation = mean_field, fluctuating, rotation
+        self.mean_field, self.fluctuating, self.rotation, self.anisotropy = mean_field, fluctuating, rotation, anisotropy
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
-        self.mean_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if mean_field else None
-        self.rotation_network = ClosureNetwork(hidden, layers, 0.0, n_features=2).double() if rotation else None
+        profile = lambda on, outputs=1: (  # noqa: E731  a network of the wall distance, starting at zero
+            ClosureNetwork(hidden, layers, 0.0, n_features=2, n_outputs=outputs).double() if on else None
+        )
+        self.mean_network = profile(mean_field)
+        self.rotation_network = profile(rotation)
+        self.anisotropy_network = profile(anisotropy, 2)
         if states is not None:
             self.network.load_state_dict(states["state_dict"])
-            for module, key in ((self.mean_network, "mean_state_dict"), (self.rotation_network, "rotation_state_dict")):
+            for part, module in self._part_networks().items():
                 if module is not None:
-                    module.load_state_dict(states[key])
+                    module.load_state_dict(states[_PART_STATES[part]])
+
+    def _part_networks(self) -> dict[str, nn.Module | None]:
+        """The networks of the wall distance by part name (``None`` for a part the closure lacks)."""
+        return {"mean_field": self.mean_network, "rotation": self.rotation_network, "anisotropy": self.anisotropy_network}
 
     def _sizes(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "layers": self.layers, "mean_field": self.mean_field,
-                "fluctuating": self.fluctuating, "rotation": self.rotation}
+                "fluctuating": self.fluctuating, "rotation": self.rotation, "anisotropy": self.anisotropy}
 
     def parameters(self) -> dict[str, Any]:
-        """``{"hidden", "layers", "cs"}``, ``mean_field`` / ``fluctuating`` / ``rotation`` where not the
-        default, ``weights`` when loaded from a file."""
+        """``{"hidden", "layers", "cs"}``, the parts (``mean_field``, ``fluctuating``, ``rotation``,
+        ``anisotropy``) where not the default, ``weights`` when loaded from a file."""
         out: dict[str, Any] = {"hidden": self.hidden, "layers": self.layers, "cs": self.cs}
         out.update({key: value for key, value in self._sizes().items() if key not in out and value != _DEFAULT_SIZES[key]})
         if self.weights is not None:
@@ -214,12 +283,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         return out
 
     def networks(self) -> nn.ModuleDict:
-        """The networks in use (``fluctuating``, ``mean_field``, ``rotation``), e.g. for an optimiser or ``.to()``."""
-        used = {
-            "fluctuating": self.network if self.fluctuating else None,
-            "mean_field": self.mean_network,
-            "rotation": self.rotation_network,
-        }
+        """The networks in use (``fluctuating``, ``mean_field``, ``rotation``, ``anisotropy``), e.g. for an
+        optimiser or ``.to()``."""
+        used = {"fluctuating": self.network if self.fluctuating else None, **self._part_networks()}
         return nn.ModuleDict({key: module for key, module in used.items() if module is not None})
 
     def features(
@@ -262,21 +328,39 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         return nu * (self.mean_network(torch.stack([wall, distance], dim=-1)) * damping) ** 2
 
     def residual_stress_coefficient(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
-        """``r(d) D^2 Delta^2`` of the cell rows, ``(1, ny, 1)`` in ``h^2``; ``None`` without the rotation part."""
-        if self.rotation_network is None:
+        """The profiles ``(r, a_S, a_O) D^2 Delta^2`` of the cell rows that the closure has (rotation,
+        then anisotropy), ``(n_terms, 1, ny, 1)`` in ``h^2``; ``None`` without either part."""
+        if self.rotation_network is None and self.anisotropy_network is None:
             return None
         distance = _centre_distance(ops)
         wall, damping = _damping(distance, nu)
-        self.rotation_network.to(device=distance.device, dtype=distance.dtype)
-        return self.rotation_network(torch.stack([wall, distance], dim=-1)) * (damping * filter_width(ops)) ** 2
+        inputs = torch.stack([wall, distance], dim=-1)
+        profiles = []
+        for module in (self.rotation_network, self.anisotropy_network):
+            if module is not None:
+                module.to(device=distance.device, dtype=distance.dtype)
+                out = module(inputs)
+                profiles += [out] if out.dim() == distance.dim() else list(out.movedim(-1, 0))
+        return torch.stack(profiles) * (damping * filter_width(ops)) ** 2
 
     def residual_stress(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        """``tau_ij = r(d) D^2 Delta^2 (S Omega - Omega S)_ij`` at the cell centres, six components
-        ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``, for the ``coefficient`` of
-        :meth:`residual_stress_coefficient`."""
-        return tuple(c.mul_(coefficient) for c in strain_rotation_commutator(_velocity_gradient_components(ops, u, v, w)))
+        """``tau_ij = D^2 Delta^2 (r (S Omega - Omega S) + a_S (S S)^d + a_O (Omega Omega)^d)_ij`` at the
+        cell centres, six components ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``, for the
+        ``coefficient`` of :meth:`residual_stress_coefficient` (the terms of the parts the closure has)."""
+        g = _velocity_gradient_components(ops, u, v, w)
+        strain, rotation = _strain_components(g), _rotation_components(g)
+        terms = []
+        if self.rotation_network is not None:
+            terms.append(_commutator(strain, rotation))
+        if self.anisotropy_network is not None:
+            terms.extend(_traceless_squares(strain, rotation))
+        tau = [c.mul_(coefficient[0]) for c in terms[0]]
+        for term, profile in zip(terms[1:], coefficient[1:]):
+            for total, c in zip(tau, term):
+                total.addcmul_(c, profile)
+        return tuple(tau)
 
     def fit_mean_field(self, ops: StaggeredOperators, nu: float, target: torch.Tensor, iterations: int = 3000) -> float:
         """Fit the mean-field network to ``target`` ``nu_T`` on the faces (e.g.
@@ -308,9 +392,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             return {key: value.detach().cpu() for key, value in module.state_dict().items()}
 
         payload = {"closure": self.name, **self._sizes(), "state_dict": cpu(self.network)}
-        for module, key in ((self.mean_network, "mean_state_dict"), (self.rotation_network, "rotation_state_dict")):
+        for part, module in self._part_networks().items():
             if module is not None:
-                payload[key] = cpu(module)
+                payload[_PART_STATES[part]] = cpu(module)
         return save_torch(payload, path)
 
 
@@ -367,8 +451,8 @@ def _weights_path(weights: str) -> Path:
 
 
 def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The sizes (``hidden``, ``layers``, the parts) and the state dicts (``state_dict``,
-    ``mean_state_dict``, ``rotation_state_dict``) of a closure file."""
+    """The sizes (``hidden``, ``layers``, the parts) and the state dicts (``state_dict`` and those of
+    :data:`_PART_STATES`) of a closure file."""
     if not path.is_file():
         raise ValueError(
             f"sgs weights {str(path)!r}: no such file (written by NeuralEddyViscosity.save) and no shipped "
@@ -383,7 +467,7 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     sizes = {key: payload.get(key, default) for key, default in _DEFAULT_SIZES.items()}
     states = {
         key: {name: value.double() for name, value in payload[key].items()}
-        for key in ("state_dict", "mean_state_dict", "rotation_state_dict")
+        for key in ("state_dict", *_PART_STATES.values())
         if key in payload
     }
     return sizes, states
