@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from surrogate.models.ifactformer import (
+    FactorizedAttentionBlock,
     IFactFormerM,
     IFactFormerO,
     _apply_axis_kernels,
     _AxisKernel,
-    _instance_norm,
+    _ChannelStatistics,
     _rotary_angles,
 )
 from surrogate.models.registry import count_parameters
@@ -88,18 +89,19 @@ def test_parallel_and_chained_differ_with_the_same_weights() -> None:
 
 
 def along(kernel: torch.Tensor, v: torch.Tensor, axis: int) -> torch.Tensor:
-    """Reference: each (sample, head) kernel ``(n, n)`` contracted with ``v`` on grid ``axis`` (0, 1, 2)."""
+    """Reference: each (sample, head) kernel ``(n, n)`` contracted with ``v`` ``(batch, heads, nx,
+    ny, nz, c)`` on grid ``axis`` (0, 1, 2)."""
     out = torch.empty_like(v)
     for b in range(v.shape[0]):
-        for h in range(v.shape[-2]):
-            out[b, ..., h, :] = torch.tensordot(kernel[b, h], v[b, ..., h, :], dims=([1], [axis])).movedim(0, axis)
+        for h in range(v.shape[1]):
+            out[b, h] = torch.tensordot(kernel[b, h], v[b, h], dims=([1], [axis])).movedim(0, axis)
     return out
 
 
 def test_axis_kernels_act_along_their_own_axis() -> None:
     g = torch.Generator().manual_seed(0)
     b, h, c, shape = 2, 3, 4, (4, 5, 6)
-    v = torch.randn(b, *shape, h, c, generator=g)
+    v = torch.randn(b, h, *shape, c, generator=g)
     kx, ky, kz = (torch.randn(b, h, n, n, generator=g) for n in shape)
     parallel = _apply_axis_kernels(v, (kx, ky, kz), "parallel")
     assert len(parallel) == 3
@@ -107,6 +109,53 @@ def test_axis_kernels_act_along_their_own_axis() -> None:
         torch.testing.assert_close(parallel[axis], along(k, v, axis))
     (chained,) = _apply_axis_kernels(v, (kx, ky, kz), "chained")
     torch.testing.assert_close(chained, along(kz, along(ky, along(kx, v, 0), 1), 2))
+
+
+_EINSUM = ("bhij,bjyzhc->biyzhc", "bhij,bxjzhc->bxizhc", "bhij,bxyjhc->bxyihc")
+
+
+def plain_block(block: FactorizedAttentionBlock, u: torch.Tensor, rotary) -> torch.Tensor:
+    """The block as the module docstring writes it, one step after another: values channels last,
+    kernels by einsum, the parts concatenated, torch's instance norm, the two output layers."""
+    batch, nx, ny, nz, dim = u.shape
+    h = block.norm(u)
+    v = block.to_v(h).view(batch, nx, ny, nz, block.heads, block.dim_head)
+    kernels = []
+    for axis, (reducer, kernel) in enumerate(zip(block.reducers, block.kernels)):
+        others = tuple(1 + a for a in range(3) if a != axis)
+        kernels.append(kernel(reducer(block.to_latent(h).mean(dim=others)), rotary[axis]))
+    if block.mode == "parallel":
+        parts = [torch.einsum(eq, k, v) for eq, k in zip(_EINSUM, kernels)]
+    else:
+        for eq, k in zip(_EINSUM, kernels):
+            v = torch.einsum(eq, k, v)
+        parts = [v]
+    z = torch.cat([p.flatten(-2) for p in parts], dim=-1)
+    z = torch.nn.functional.instance_norm(z.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
+    return block.out(torch.nn.functional.gelu(block.out_hidden(z)))
+
+
+@pytest.mark.parametrize("mode", ["parallel", "chained"])
+def test_the_block_matches_its_plain_composition_with_gradients(mode: str) -> None:
+    """The fused block (heads-first values, the norm folded into the output weights) gives the
+    plain composition's output and gradients to float32 round-off."""
+    torch.manual_seed(1)
+    block = FactorizedAttentionBlock(dim=16, heads=3, dim_head=8, kernel_multiplier=2, mode=mode)
+    for parameter in block.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    coords = grid(6, 7, 5)
+    rotary = [_rotary_angles(coords[a], block.rank) for a in "xyz"]
+    u = torch.randn(2, 6, 7, 5, 16, requires_grad=True)
+    outputs, gradients = [], []
+    for forward in (block, lambda u, r: plain_block(block, u, r)):
+        out = forward(u, rotary)
+        weights = torch.randn_like(out, generator=torch.Generator().manual_seed(2))
+        grads = torch.autograd.grad((out * weights).sum(), [u, *block.parameters()])
+        outputs.append(out)
+        gradients.append(grads)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    for fused, plain in zip(*gradients):
+        torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-5 * float(plain.abs().max()))
 
 
 def test_rotary_kernel_depends_on_coordinate_differences_only() -> None:
@@ -120,20 +169,14 @@ def test_rotary_kernel_depends_on_coordinate_differences_only() -> None:
     assert not torch.allclose(k0, kernel(latent, _rotary_angles(torch.linspace(0, 2, 9), 12)))
 
 
-def test_instance_norm_matches_torch_and_its_gradient() -> None:
-    u = torch.randn(2, 3, 4, 5, 6, dtype=torch.float64).float().requires_grad_()
-    ours = _instance_norm(u)
-    reference = torch.nn.functional.instance_norm(u.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
-    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
-    g = torch.randn_like(u)
-    (grad_ours,) = torch.autograd.grad(ours, u, g)
-    (grad_reference,) = torch.autograd.grad(reference, u, g)
-    torch.testing.assert_close(grad_ours, grad_reference, rtol=1e-4, atol=1e-5)
-
-
-def test_instance_norm_gradcheck_and_float64_model() -> None:
-    u = torch.randn(2, 3, 2, 4, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_instance_norm, (u,))
+def test_channel_statistics_match_torch_and_gradcheck() -> None:
+    z = torch.randn(2, 3, 2500, 5, dtype=torch.float64) * 2.0 + 0.7  # three blocks of points, one partial
+    mean, rstd = _ChannelStatistics.apply(z)
+    variance, expected_mean = torch.var_mean(z, dim=2, keepdim=True, correction=0)
+    torch.testing.assert_close(mean, expected_mean)
+    torch.testing.assert_close(rstd, torch.rsqrt(variance + 1e-5))
+    small = torch.randn(2, 2, 6, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_ChannelStatistics.apply, (small,))
     model = IFactFormerO(**SMALL).double()
     assert model(sample().double(), grid()).dtype == torch.float64
 

@@ -69,6 +69,7 @@ _KERNEL_INIT_GAIN = 0.02  # Xavier gain of the q and k maps: kernels start near 
 _ROTARY_BASE = 10000.0
 _ROTARY_COORD_SCALE = 64.0  # rotary angle of frequency band k: 64 * coordinate * base**(-2k/d)
 _INSTANCE_NORM_EPS = 1e-5
+_STATISTICS_ROWS = 1024  # points per block of the instance-norm variance
 
 
 class _PoolingReducer(nn.Module):
@@ -130,50 +131,78 @@ def _rotate(t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return torch.cat((first * cos - second * sin, second * cos + first * sin), dim=-1)
 
 
-class _InstanceNorm(torch.autograd.Function):
-    """Normalise each channel of each sample over the points, ``(batch, n_points, c)``, no affine.
+class _ChannelStatistics(torch.autograd.Function):
+    """Mean and ``1 / sqrt(var + eps)`` over the points of each channel: ``z`` ``(batch, heads,
+    n_points, c)`` -> two ``(batch, heads, 1, c)``.
 
-    Channels last, two-pass statistics and the backward written out, ``rstd * (g - <g> - y <g y>)``
-    (means over the points): on a CPU ``torch.var_mean`` over the points of a channels-last tensor
-    and autograd through it cost several times more than the rest of the norm.
+    Two-pass statistics, the squared deviations summed a block of ``_STATISTICS_ROWS`` points at a
+    time in one reused buffer (on a CPU a field-sized temporary costs more than the arithmetic),
+    and the backward written out, ``g_mean / n + g_rstd (-rstd^3 / n) (z - mean)``, in one pass:
+    the instance norm is folded into the output layer's weights (:func:`_normalised_linear`) and
+    the normalised field never formed.
     """
 
     @staticmethod
-    def forward(ctx: Any, u: torch.Tensor) -> torch.Tensor:
-        y = u - u.mean(dim=1, keepdim=True)
-        rstd = torch.rsqrt(y.square().mean(dim=1, keepdim=True) + _INSTANCE_NORM_EPS)
-        y.mul_(rstd)
-        ctx.save_for_backward(y, rstd)
-        return y
+    def forward(ctx: Any, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        points = z.shape[2]
+        mean = z.sum(dim=2, keepdim=True).mul_(1.0 / points)
+        variance = torch.zeros_like(mean)
+        buffer = z.new_empty(z.shape[:2] + (min(points, _STATISTICS_ROWS), z.shape[3]))
+        for start in range(0, points, _STATISTICS_ROWS):
+            block = z[:, :, start : start + _STATISTICS_ROWS]
+            deviation = torch.sub(block, mean, out=buffer[:, :, : block.shape[2]])
+            variance.add_(deviation.square_().sum(dim=2, keepdim=True))
+        rstd = torch.rsqrt(variance.mul_(1.0 / points).add_(_INSTANCE_NORM_EPS))
+        ctx.save_for_backward(z, mean, rstd)
+        return mean, rstd
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        y, rstd = ctx.saved_tensors
-        grad_mean = grad.mean(dim=1, keepdim=True)
-        grad_y_mean = (grad * y).mean(dim=1, keepdim=True)
-        return (grad - grad_mean).sub_(y * grad_y_mean).mul_(rstd)
+    def backward(ctx: Any, grad_mean: torch.Tensor, grad_rstd: torch.Tensor) -> torch.Tensor:
+        z, mean, rstd = ctx.saved_tensors
+        scale = 1.0 / z.shape[2]
+        slope = grad_rstd * rstd.pow(3) * -scale
+        return torch.addcmul(grad_mean * scale - slope * mean, z, slope)
 
 
-def _instance_norm(u: torch.Tensor) -> torch.Tensor:
-    """Instance norm of ``(batch, nx, ny, nz, c)`` over the grid, per sample and channel, in float32 or wider."""
-    u = u.to(torch.promote_types(u.dtype, torch.float32))
-    return _InstanceNorm.apply(u.reshape(u.shape[0], -1, u.shape[-1])).view(u.shape)
+def _normalised_linear(parts: Sequence[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """``Linear(InstanceNorm(concat(parts)))`` without the norm or the concatenation formed.
 
-
-_AXIS_EINSUM = ("bhij,bjyzhc->biyzhc", "bhij,bxjzhc->bxizhc", "bhij,bxyjhc->bxyihc")
+    ``parts``: ``(batch, heads, n_points, c)`` each; ``weight``: ``(out, len(parts) * heads * c)``
+    (bias-free, input channels ordered part, head, c); returns ``(batch, n_points, out)``. The norm
+    of each channel over the points is an affine map ``(z - mean) * rstd`` (no learned scale), so
+    it moves into the weights: ``sum_h z_h (rstd_h W_h)^T - mean (rstd W)^T``, one matrix product
+    per part and head. Statistics in float32 or wider.
+    """
+    _, heads, _, channels = parts[0].shape
+    weights = weight.view(weight.shape[0], len(parts), heads, channels).permute(1, 2, 3, 0)  # (part, head, c, out)
+    out, shift = None, 0.0
+    for z, w in zip(parts, weights):
+        mean, rstd = _ChannelStatistics.apply(z.to(torch.promote_types(z.dtype, torch.float32)))
+        w = (w * rstd.transpose(-1, -2)).to(z.dtype)  # (batch, heads, c, out)
+        shift = shift + torch.matmul(mean.to(z.dtype), w).sum(dim=1)  # (batch, 1, out)
+        for z_head, w_head in zip(z.unbind(1), w.unbind(1)):  # unbind: one stack in backward, not a zero fill per head
+            out = torch.bmm(z_head, w_head) if out is None else torch.baddbmm(out, z_head, w_head)
+    return out - shift
 
 
 def _apply_axis_kernels(v: torch.Tensor, kernels: Sequence[torch.Tensor], mode: Mode) -> list[torch.Tensor]:
-    """Apply the x, y, z kernels ``(batch, heads, n_a, n_a)`` to ``v`` ``(batch, nx, ny, nz, heads, c)``.
+    """Apply the x, y, z kernels ``(batch, heads, n_a, n_a)`` to ``v`` ``(batch, heads, nx, ny, nz, c)``.
 
     ``"parallel"``: ``[K_x v, K_y v, K_z v]``, each kernel acting along its own axis;
-    ``"chained"``: ``[K_z (K_y (K_x v))]``; every entry has the shape of ``v``.
+    ``"chained"``: ``[K_z (K_y (K_x v))]``; every entry has the shape of ``v``. Heads first, each
+    is one batched matrix product on contiguous memory with a contiguous result.
     """
+
+    def along(axis: int, kernel: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        lines = t.flatten(3 + axis) if axis < 2 else t  # (..., n_axis, what follows the axis in memory)
+        kernel = kernel.view(kernel.shape[:2] + (1,) * axis + kernel.shape[2:])
+        return torch.matmul(kernel, lines).view(t.shape)
+
     if mode == "parallel":
-        return [torch.einsum(eq, k, v) for eq, k in zip(_AXIS_EINSUM, kernels)]
-    for eq, k in zip(_AXIS_EINSUM, kernels):
-        v = torch.einsum(eq, k, v)
+        return [along(axis, k, v) for axis, k in enumerate(kernels)]
+    for axis, k in enumerate(kernels):
+        v = along(axis, k, v)
     return [v]
 
 
@@ -217,20 +246,21 @@ class FactorizedAttentionBlock(nn.Module):
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, u: torch.Tensor, rotary: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        batch, nx, ny, nz, _ = u.shape
+        batch, nx, ny, nz, dim = u.shape
         h = self.norm(u)
-        v = self.to_v(h).view(batch, nx, ny, nz, self.heads, self.dim_head)
         kernels = []
         for axis, (reducer, kernel) in enumerate(zip(self.reducers, self.kernels)):
             others = tuple(1 + a for a in range(3) if a != axis)
             latent = reducer(self.to_latent(h.mean(dim=others)))
             kernels.append(kernel(latent, rotary[axis]))
-        # instance norm and the first output layer on each kernel result in turn: the same as on
-        # their concatenation (channels ordered axis, head, dim_head), without the copy
-        parts = _apply_axis_kernels(v, kernels, self.mode)
-        weights = self.out_hidden.weight.chunk(len(parts), dim=1)
-        hidden = sum(F.linear(_instance_norm(p.flatten(-2)), w) for p, w in zip(parts, weights))
-        return self.out(F.gelu(hidden))
+        # values heads first, (batch, heads, nx, ny, nz, dim_head), from one batched matrix product
+        # per sample (over the heads, of the sample broadcast without a copy)
+        values = self.to_v.weight.view(self.heads, self.dim_head, dim).transpose(1, 2)
+        products = [torch.bmm(p.expand(self.heads, -1, -1), values) for p in h.reshape(batch, -1, dim)]
+        v = (products[0][None] if batch == 1 else torch.stack(products)).view(batch, self.heads, nx, ny, nz, self.dim_head)
+        parts = [p.flatten(2, 4) for p in _apply_axis_kernels(v, kernels, self.mode)]
+        hidden = _normalised_linear(parts, self.out_hidden.weight)
+        return self.out(F.gelu(hidden)).view(batch, nx, ny, nz, dim)
 
 
 class _IFactFormer(SurrogateModel):
