@@ -169,7 +169,10 @@ def test_rotary_kernel_depends_on_coordinate_differences_only() -> None:
     assert not torch.allclose(k0, kernel(latent, _rotary_angles(torch.linspace(0, 2, 9), 12)))
 
 
-def test_channel_statistics_match_torch_and_gradcheck() -> None:
+def test_channel_statistics_match_torch_and_gradcheck(monkeypatch) -> None:
+    import surrogate.models.ifactformer as ifactformer
+
+    monkeypatch.setattr(ifactformer, "_STATISTICS_BLOCK", 2 * 3 * 5 * 1000)  # blocks of 1000 points
     z = torch.randn(2, 3, 2500, 5, dtype=torch.float64) * 2.0 + 0.7  # three blocks of points, one partial
     mean, rstd = _ChannelStatistics.apply(z)
     variance, expected_mean = torch.var_mean(z, dim=2, keepdim=True, correction=0)

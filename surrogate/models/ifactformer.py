@@ -69,7 +69,7 @@ _KERNEL_INIT_GAIN = 0.02  # Xavier gain of the q and k maps: kernels start near 
 _ROTARY_BASE = 10000.0
 _ROTARY_COORD_SCALE = 64.0  # rotary angle of frequency band k: 64 * coordinate * base**(-2k/d)
 _INSTANCE_NORM_EPS = 1e-5
-_STATISTICS_ROWS = 1024  # points per block of the instance-norm variance
+_STATISTICS_BLOCK = 2**19  # values per block of the instance-norm variance (2 MiB in float32)
 
 
 class _PoolingReducer(nn.Module):
@@ -135,8 +135,8 @@ class _ChannelStatistics(torch.autograd.Function):
     """Mean and ``1 / sqrt(var + eps)`` over the points of each channel: ``z`` ``(batch, heads,
     n_points, c)`` -> two ``(batch, heads, 1, c)``.
 
-    Two-pass statistics, the squared deviations summed a block of ``_STATISTICS_ROWS`` points at a
-    time in one reused buffer (on a CPU a field-sized temporary costs more than the arithmetic),
+    Two-pass statistics, the squared deviations summed a block of about ``_STATISTICS_BLOCK`` values
+    at a time in one reused buffer (on a CPU a field-sized temporary costs more than the arithmetic),
     and the backward written out, ``g_mean / n + g_rstd (-rstd^3 / n) (z - mean)``, in one pass:
     the instance norm is folded into the output layer's weights (:func:`_normalised_linear`) and
     the normalised field never formed.
@@ -145,11 +145,12 @@ class _ChannelStatistics(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         points = z.shape[2]
+        rows = min(points, max(1, _STATISTICS_BLOCK // (z.numel() // points)))
         mean = z.sum(dim=2, keepdim=True).mul_(1.0 / points)
         variance = torch.zeros_like(mean)
-        buffer = z.new_empty(z.shape[:2] + (min(points, _STATISTICS_ROWS), z.shape[3]))
-        for start in range(0, points, _STATISTICS_ROWS):
-            block = z[:, :, start : start + _STATISTICS_ROWS]
+        buffer = z.new_empty(z.shape[:2] + (rows, z.shape[3]))
+        for start in range(0, points, rows):
+            block = z[:, :, start : start + rows]
             deviation = torch.sub(block, mean, out=buffer[:, :, : block.shape[2]])
             variance.add_(deviation.square_().sum(dim=2, keepdim=True))
         rstd = torch.rsqrt(variance.mul_(1.0 / points).add_(_INSTANCE_NORM_EPS))
