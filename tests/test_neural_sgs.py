@@ -24,15 +24,20 @@ def _start(solver: ChannelSolver):
     return solver.initial_condition("turbulent", seed=2, amplitude=0.5)
 
 
-def test_a_zero_network_is_the_no_model_les_bit_for_bit() -> None:
-    closure = NeuralEddyViscosity()
-    torch.nn.init.zeros_(closure.network.head.bias)
+def _assert_the_no_model_les(closure: NeuralEddyViscosity, steps: int) -> None:
+    """``steps`` LES steps with ``closure`` equal those of the no-model LES bit for bit."""
     plain, learned = _solver(None), _solver(closure)
     a, b = _start(plain), _start(learned)
-    for _ in range(5):
+    for _ in range(steps):
         a, b = plain.step(a, DT), learned.step(b, DT)
     for name in ("u", "v", "w", "p"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_a_zero_network_is_the_no_model_les_bit_for_bit() -> None:
+    closure = NeuralEddyViscosity()
+    torch.nn.init.zeros_(closure.network.head.bias)
+    _assert_the_no_model_les(closure, steps=5)
 
 
 def test_nu_t_is_non_negative_and_starts_as_damped_smagorinsky() -> None:
@@ -220,12 +225,7 @@ def _random_mean_field(seed: int = 3) -> NeuralEddyViscosity:
 def test_a_zero_mean_field_alone_is_the_no_model_les_bit_for_bit() -> None:
     closure = NeuralEddyViscosity(mean_field=True, fluctuating=False)  # the mean-field network starts at zero
     assert closure.eddy_viscosity(*(None,) * 5) is None
-    plain, learned = _solver(None), _solver(closure)
-    a, b = _start(plain), _start(learned)
-    for _ in range(5):
-        a, b = plain.step(a, DT), learned.step(b, DT)
-    for name in ("u", "v", "w", "p"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    _assert_the_no_model_les(closure, steps=5)
 
 
 def test_the_discrete_poiseuille_flow_with_a_mean_field_viscosity_is_steady() -> None:
@@ -306,12 +306,7 @@ def _random_rotation(seed: int = 4) -> NeuralEddyViscosity:
 
 def test_a_zero_rotation_part_is_the_no_model_les_bit_for_bit() -> None:
     closure = NeuralEddyViscosity(fluctuating=False, rotation=True)  # the rotation network starts at zero
-    plain, learned = _solver(None), _solver(closure)
-    a, b = _start(plain), _start(learned)
-    for _ in range(5):
-        a, b = plain.step(a, DT), learned.step(b, DT)
-    for name in ("u", "v", "w", "p"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    _assert_the_no_model_les(closure, steps=5)
 
 
 def test_the_rotation_stress_does_no_work_against_the_strain() -> None:
@@ -427,13 +422,9 @@ def test_the_anisotropy_terms_give_a_plane_shear_a_spanwise_normal_stress_and_th
 
 def test_a_zero_anisotropy_part_is_the_no_model_les_bit_for_bit_and_a_trained_one_acts() -> None:
     closure = NeuralEddyViscosity(fluctuating=False, rotation=True, anisotropy=True)  # both start at zero
-    plain, learned = _solver(None), _solver(closure)
-    a, b = _start(plain), _start(learned)
-    for _ in range(3):
-        a, b = plain.step(a, DT), learned.step(b, DT)
-    for name in ("u", "v", "w", "p"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    _assert_the_no_model_les(closure, steps=3)
     torch.nn.init.constant_(closure.anisotropy_network.head.bias, 0.3)
+    plain, learned = _solver(None), _solver(closure)
     coefficient = closure.residual_stress_coefficient(learned.ops, learned.nu)
     assert coefficient.shape == (3, 1, GRID.shape[1], 1)
     moved = learned.step(_start(learned), DT)
