@@ -4,7 +4,7 @@ Example::
 
     name: closure_re180
     dataset: ../validation/data/dataset_re180   # a filtered-DNS dataset (surrogate dataset)
-    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (also mean_field, fluctuating)
+    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (parts: mean_field, fluctuating, rotation, anisotropy)
     training:
       epochs: 10                # 0: the closure as it starts (with mean_field, its a-priori fit)
       samples_per_epoch: 40     # start windows drawn from the training split each epoch
@@ -14,6 +14,7 @@ Example::
       steps_per_snapshot: 17    # solver steps per snapshot interval: dt = dt_snapshot / this
       lr: 1.0e-3
       statistics_weight: 1.0    # weight of the plane-statistics error
+      profile_weights: {}       # weights of its profiles (U, u_rms, v_rms, w_rms, uv; unnamed: 1)
       field_weight: 1.0         # weight of the field error
       frozen: []                # closure parts kept at their start, e.g. [mean_field]
     output: runs/{name}
