@@ -30,17 +30,10 @@ import torch
 
 from surrogate.grid import ChannelGrid
 from surrogate.models import build_model, count_parameters
-from timing import median_seconds
+from timing import median_seconds, status_kib
 
 GRID = ChannelGrid(32, 33, 16, lx=4 * math.pi, lz=4 * math.pi / 3, stretching=2.0)
 PAPER = dict(in_dim=3, out_dim=3, in_time_window=1, dim=96, heads=5, depth=1, dim_head=96, n_layer=10)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _published(path: Path, batch: int):
@@ -74,7 +67,7 @@ def measure(label: str, published: str | None, batch: int, threads: int, repeats
     torch.manual_seed(0)
     model, inputs = _published(Path(published), batch) if label == "published" else _ours(label, batch)
     Path("/proc/self/clear_refs").write_text("5")
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
 
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else nullcontext
 
@@ -89,7 +82,7 @@ def measure(label: str, published: str | None, batch: int, threads: int, repeats
             model(*inputs)
 
     t_backward = median_seconds(forward_backward, torch.device("cpu"), repeats)
-    peak = (_status_kib("VmHWM") - before) / 1024
+    peak = (status_kib("VmHWM") - before) / 1024
     queue.put((count_parameters(model), median_seconds(forward, torch.device("cpu"), repeats), t_backward, peak))
 
 

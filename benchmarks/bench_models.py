@@ -28,17 +28,9 @@ import torch
 
 from surrogate.grid import ChannelGrid
 from surrogate.models import available_models, build_model, count_parameters, model_presets
-from timing import median_seconds
+from timing import median_seconds, status_kib
 
 GRID = ChannelGrid(32, 33, 16, lx=4 * math.pi, lz=4 * math.pi / 3, stretching=2.0)
-
-
-def _status_kib(field: str) -> int:
-    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
@@ -49,7 +41,7 @@ def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
     x = torch.randn(1, 1, 3, *GRID.shape, device=dev)
     coords = {axis: torch.as_tensor(getattr(GRID, axis), dtype=torch.float32, device=dev) for axis in "xyz"}
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident set size
-    before = _status_kib("VmRSS")
+    before = status_kib("VmRSS")
 
     def forward() -> None:
         with torch.no_grad():
@@ -60,7 +52,7 @@ def measure(name: str, preset: str, device: str, repeats: int, queue) -> None:
         model(x, coords).square().mean().backward()
 
     t_backward = median_seconds(forward_backward, dev, repeats)
-    peak = _status_kib("VmHWM") - before
+    peak = status_kib("VmHWM") - before
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         forward_backward()

@@ -1,8 +1,9 @@
-"""Timing helper shared by the benchmark scripts."""
+"""Timing and memory helpers shared by the benchmark scripts."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -26,3 +27,11 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int)
         samples.append(time.perf_counter() - start)
     samples.sort()
     return samples[len(samples) // 2]
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) of this process in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)

@@ -38,7 +38,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .atomic import save_torch
-from .config import ClosureCase, ConfigError, dump_config
+from .config import CLOSURE_PARTS, ClosureCase, ConfigError, dump_config
 from .losses import field_error, statistics_error
 from .run_folder import require_checkpoint, start_fresh
 from .solver.channel import ChannelSolver, ChannelState
@@ -222,10 +222,7 @@ def train_closure(
     paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
     torch.manual_seed(settings.seed)
     spec = case.closure
-    closure = NeuralEddyViscosity(
-        spec.hidden, spec.layers, spec.cs, mean_field=spec.mean_field, fluctuating=spec.fluctuating, rotation=spec.rotation,
-        anisotropy=spec.anisotropy,
-    )
+    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, **{part: getattr(spec, part) for part in CLOSURE_PARTS})
     closure.networks().to(device=settings.device, dtype=dtype)
 
     from .data import WindowDataset

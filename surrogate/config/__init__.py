@@ -11,7 +11,7 @@
 from .base import (
     ConfigError, ConfigModel, apply_overrides, config_hash, device_problem, dump_config, load_config, read_yaml, resolve_path,
 )
-from .closure import ClosureCase, ClosureNetworkConfig, ClosureTrainingConfig, load_closure_case
+from .closure import CLOSURE_PARTS, ClosureCase, ClosureNetworkConfig, ClosureTrainingConfig, load_closure_case
 from .dataset import CoarseGridConfig, DatasetCase, FilterConfig, SourceConfig, SplitConfig, load_dataset_case
 from .simulation import (
     CaseConfig, GridConfig, InitialConfig, PhysicsConfig, RunConfig, SGSConfig, SolverConfig, load_case, resolve_sgs_weights,
@@ -20,7 +20,7 @@ from .study import LESStageConfig, StudyCase, StudyDatasetConfig, SurrogateConfi
 from .training import DataConfig, ModelConfig, RolloutConfig, TrainCase, TrainingConfig, load_train_case
 
 __all__ = [
-    "CaseConfig", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig",
+    "CLOSURE_PARTS", "CaseConfig", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig",
     "CoarseGridConfig", "ConfigError", "ConfigModel", "DataConfig", "DatasetCase", "FilterConfig",
     "GridConfig", "InitialConfig", "LESStageConfig", "ModelConfig", "PhysicsConfig",
     "RolloutConfig", "RunConfig", "SGSConfig", "SolverConfig", "SourceConfig", "SplitConfig",
