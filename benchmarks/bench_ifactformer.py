@@ -8,11 +8,15 @@ fresh process, median of ``--repeats`` calls after a warm-up. The published code
 this package: give a checkout of it (github huiyu-2002/IFactFormer-m; it needs ``einops``; an axis length that newer einops refuses is dropped
 from one of its layers) with
 ``--published``, else only this package's models are timed. ``--amp`` times every model, the
-published one included, under bfloat16 autocast (``training.amp: bf16``).
+published one included, under bfloat16 autocast (``training.amp: bf16``). ``--floor`` also times
+the matrix products of IFactFormer-m's ten blocks alone, with their shapes and nothing else: the
+time a forward could take on this CPU if it did only its unavoidable arithmetic at the rate torch's
+matrix products reach (a forward + backward does each product three times).
 
     python benchmarks/bench_ifactformer.py --published /path/to/IFactFormer-m
     OMP_NUM_THREADS=1 python benchmarks/bench_ifactformer.py --published /path/to/IFactFormer-m --threads 1
     python benchmarks/bench_ifactformer.py --published /path/to/IFactFormer-m --amp
+    python benchmarks/bench_ifactformer.py --floor --models ifactformer_m
 """
 
 from __future__ import annotations
@@ -86,6 +90,30 @@ def measure(label: str, published: str | None, batch: int, threads: int, repeats
     queue.put((count_parameters(model), median_seconds(forward, torch.device("cpu"), repeats), t_backward, peak))
 
 
+def matmul_floor(batch: int, repeats: int) -> tuple[float, float]:
+    """(seconds, GMAC) of the matrix products of IFactFormer-m's forward in the paper configuration
+    alone: per block the values (96 -> 480 channels), the first and second output layers (1,440 -> 96,
+    96 -> 96) and each head's axis kernel along x, y and z, as contiguous (batched) products."""
+    dim, heads, dim_head, loops = PAPER["dim"], PAPER["heads"], PAPER["dim_head"], PAPER["n_layer"]
+    nx, ny, nz = GRID.shape
+    points = batch * nx * ny * nz
+    dense = [(points, dim, heads * dim_head), (points, 3 * heads * dim_head, dim), (points, dim, dim)]
+    axis = [  # (batched products, rows = axis length, columns = the other axes times dim_head)
+        (batch * heads, nx, ny * nz * dim_head),
+        (batch * heads * nx, ny, nz * dim_head),
+        (batch * heads * nx * ny, nz, dim_head),
+    ]
+    operands = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in dense]
+    operands += [(torch.randn(b, n, n), torch.randn(b, n, c)) for b, n, c in axis]
+    macs = sum(m * k * n for m, k, n in dense) + sum(b * n * n * c for b, n, c in axis)
+
+    def products() -> None:
+        for a, b in operands:
+            torch.matmul(a, b)
+
+    return loops * median_seconds(products, torch.device("cpu"), repeats), loops * macs / 1e9
+
+
 def _result(queue, process, label: str) -> tuple:
     """The figures a measuring process puts on ``queue``; exits with its name if it dies first."""
     while True:
@@ -104,6 +132,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--amp", action="store_true", help="every model under bfloat16 autocast")
+    parser.add_argument("--floor", action="store_true", help="also time IFactFormer-m's matrix products alone")
     args = parser.parse_args()
     labels = (["published"] if args.published else []) + args.models
     print(f"torch {torch.__version__}, {args.threads} threads, {'bf16 autocast' if args.amp else 'float32'}, batch {args.batch}, grid "
@@ -124,6 +153,12 @@ def main() -> None:
         ratios = (f"{baseline[0] / forward:16.2f}x {baseline[1] / backward:20.2f}x" if baseline
                   else f"{'-':>17} {'-':>21}")
         print(f"{label:>16} {params:>11,} {forward:12.3f} {backward:12.3f} {peak:11.0f} {ratios}", flush=True)
+    if args.floor:
+        torch.set_num_threads(args.threads)
+        seconds, gmac = matmul_floor(args.batch, args.repeats)
+        print(f"IFactFormer-m's matrix products alone ({gmac:.1f} GMAC, {2 * gmac / seconds:.0f} GFLOP/s): forward "
+              f"{seconds:.3f} s, fwd+bwd {3 * seconds:.3f} s" + (
+                  f"; at most {baseline[0] / seconds:.2f}x / {baseline[1] / (3 * seconds):.2f}x the published code" if baseline else ""))
 
 
 if __name__ == "__main__":

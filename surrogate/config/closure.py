@@ -28,12 +28,10 @@ from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
+from ..closure_parts import CLOSURE_PARTS, ClosurePart
 from .base import ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = ["CLOSURE_PARTS", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
-
-#: The parts a learned closure can have (:class:`surrogate.solver.NeuralEddyViscosity`).
-CLOSURE_PARTS = ("mean_field", "fluctuating", "rotation", "anisotropy")
 
 
 class ClosureNetworkConfig(ConfigModel):
@@ -73,7 +71,7 @@ class ClosureTrainingConfig(ConfigModel):
     statistics_weight: Float = 1.0
     field_weight: Float = 1.0
     profile_weights: dict[Literal["U", "u_rms", "v_rms", "w_rms", "uv"], Float] = Field(default_factory=dict)
-    frozen: list[Literal["mean_field", "fluctuating", "rotation", "anisotropy"]] = Field(default_factory=list)
+    frozen: list[ClosurePart] = Field(default_factory=list)
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0

@@ -71,6 +71,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..closure_parts import CLOSURE_PARTS
 from .operators import StaggeredOperators
 from .sgs import (
     EddyViscosityModel,
@@ -85,9 +86,7 @@ __all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean
 N_FEATURES = 3
 _A_PLUS = 25.0
 #: Network sizes and parts of a closure built without weights (with weights: those of the file).
-_DEFAULT_SIZES = {
-    "hidden": 16, "layers": 2, "mean_field": False, "fluctuating": True, "rotation": False, "anisotropy": False
-}
+_DEFAULT_SIZES = {"hidden": 16, "layers": 2, **{part: part == "fluctuating" for part in CLOSURE_PARTS}}
 #: The parts of a closure beside the pointwise one, with the key of their weights in a closure file.
 _PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dict", "anisotropy": "anisotropy_state_dict"}
 

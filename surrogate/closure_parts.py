@@ -1,0 +1,18 @@
+"""The parts a learned subgrid closure can have (:class:`surrogate.solver.NeuralEddyViscosity`),
+named once for the solver and the case files (this module imports neither torch nor pydantic).
+
+* ``mean_field``: a mean-field eddy viscosity ``nu_T(d)`` of the wall distance on the plane-mean shear;
+* ``fluctuating``: the pointwise eddy viscosity of local invariants;
+* ``rotation``: the non-dissipative strain-rotation stress ``r(d)``;
+* ``anisotropy``: the stress of the traceless squares of strain and rotation, ``a_S(d), a_O(d)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["CLOSURE_PARTS", "ClosurePart"]
+
+ClosurePart = Literal["mean_field", "fluctuating", "rotation", "anisotropy"]
+#: The part names in the order above.
+CLOSURE_PARTS: tuple[str, ...] = get_args(ClosurePart)
