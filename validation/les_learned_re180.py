@@ -36,7 +36,7 @@ def main() -> None:
         print("| --- |" + " ---: |" * len(COLUMNS))
         for name, stats in runs.items():
             metrics = run_metrics(stats, reference)
-            print(f"| {name} | " + " | ".join(f"{metrics[c]:.3g}" for c in COLUMNS) + " |")
+            print(f"| {name} | " + " | ".join(f"{metrics[c]:.1f}" if c == "re_tau" else f"{metrics[c]:.3g}" for c in COLUMNS) + " |")
 
 
 if __name__ == "__main__":
