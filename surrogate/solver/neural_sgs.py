@@ -243,11 +243,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
-        flags = {"mean_field": mean_field, "fluctuating": fluctuating, "rotation": rotation, "anisotropy": anisotropy}
+        flags = dict(zip(CLOSURE_PARTS, (mean_field, fluctuating, rotation, anisotropy)))
         if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
-            raise ValueError(
-                f"NeuralEddyViscosity needs one of mean_field, fluctuating, rotation, anisotropy true (booleans), got {flags}"
-            )
+            raise ValueError(f"NeuralEddyViscosity needs one of {', '.join(CLOSURE_PARTS)} true (booleans), got {flags}")
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
         self.mean_field, self.fluctuating, self.rotation, self.anisotropy = mean_field, fluctuating, rotation, anisotropy
         self.weights = None if weights is None else str(weights)
@@ -269,8 +267,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         return {"mean_field": self.mean_network, "rotation": self.rotation_network, "anisotropy": self.anisotropy_network}
 
     def _sizes(self) -> dict[str, Any]:
-        return {"hidden": self.hidden, "layers": self.layers, "mean_field": self.mean_field,
-                "fluctuating": self.fluctuating, "rotation": self.rotation, "anisotropy": self.anisotropy}
+        return {"hidden": self.hidden, "layers": self.layers, **{part: getattr(self, part) for part in CLOSURE_PARTS}}
 
     def parameters(self) -> dict[str, Any]:
         """``{"hidden", "layers", "cs"}``, the parts (``mean_field``, ``fluctuating``, ``rotation``,
