@@ -4,7 +4,8 @@ named once for the solver and the case files (this module imports neither torch 
 * ``mean_field``: a mean-field eddy viscosity ``nu_T(d)`` of the wall distance on the plane-mean shear;
 * ``fluctuating``: the pointwise eddy viscosity of local invariants;
 * ``rotation``: the non-dissipative strain-rotation stress ``r(d)``;
-* ``anisotropy``: the stress of the traceless squares of strain and rotation, ``a_S(d), a_O(d)``.
+* ``anisotropy``: the stress of the traceless squares of strain and rotation, ``a_S(d), a_O(d)``;
+* ``linear_forcing``: a force ``lambda_i(d) u_i'`` on each component's plane fluctuation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,6 @@ from typing import Literal, get_args
 
 __all__ = ["CLOSURE_PARTS", "ClosurePart"]
 
-ClosurePart = Literal["mean_field", "fluctuating", "rotation", "anisotropy"]
+ClosurePart = Literal["mean_field", "fluctuating", "rotation", "anisotropy", "linear_forcing"]
 #: The part names in the order above.
 CLOSURE_PARTS: tuple[str, ...] = get_args(ClosurePart)

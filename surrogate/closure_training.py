@@ -13,6 +13,15 @@ Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.l
 ``statistics_weight`` times :func:`surrogate.losses.statistics_error` (mean U, the rms and
 ``<u'v'>`` profiles, weighted by ``profile_weights``), averaged over the snapshots.
 
+A unroll from filtered DNS sees the LES leave the filtered-DNS state for its own statistics: on
+a coarse grid that transient lasts hours, and a closure that is right over it need not be right
+over the long run. With ``training.start: attractor`` the unrolls start instead from LES states
+carried on with the closure being trained (spun up ``spin_up`` h/u_tau from training-split states,
+then run on ``gap`` h/u_tau between unrolls, without gradients), and the loss is
+:func:`surrogate.losses.profile_error` of the statistics pooled over each unroll's snapshots
+against the long-time statistics of the training split (:func:`attractor_loss`): what the closure
+is trained for is then the statistics of its own developed LES.
+
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
 with the lowest test loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
@@ -39,7 +48,8 @@ from tqdm.auto import tqdm
 
 from .atomic import save_torch
 from .config import CLOSURE_PARTS, ClosureCase, ConfigError, dump_config
-from .losses import field_error, statistics_error
+from .losses import field_error, profile_error, statistics_error
+from .mean_flow import PlaneStatistics, plane_statistics
 from .run_folder import require_checkpoint, start_fresh
 from .solver.channel import ChannelSolver, ChannelState
 from .solver.neural_sgs import NeuralEddyViscosity
@@ -50,6 +60,8 @@ __all__ = [
     "ClosureSample",
     "ClosureTrainingError",
     "a_posteriori_loss",
+    "attractor_loss",
+    "pooled_statistics",
     "train_closure",
     "train_closure_step",
     "unroll",
@@ -114,6 +126,36 @@ def a_posteriori_loss(
     return torch.stack(losses).mean()
 
 
+def pooled_statistics(states: torch.Tensor) -> PlaneStatistics:
+    """Plane statistics pooled over a sequence of states ``(n_states, 3, nx, ny, nz)`` (u_tau): the
+    moments over every plane of every state, each profile ``(1, ..., ny)``."""
+    return plane_statistics(torch.cat(list(states.unbind(0)), dim=-3)[None])
+
+
+def attractor_loss(
+    solver: ChannelSolver,
+    state: ChannelState,
+    snapshots: int,
+    steps: int,
+    dt: float,
+    target: PlaneStatistics,
+    recompute: bool = True,
+    profile_weights: Mapping[str, float] | None = None,
+) -> tuple[torch.Tensor, ChannelState]:
+    """The profile error of the statistics pooled over ``snapshots`` states, ``steps`` solver steps
+    apart from ``state``, against ``target`` (e.g. :func:`pooled_statistics` of a long filtered-DNS
+    record); returns the loss (0-d, with a graph to the closure) and the last state."""
+    reached = []
+    for _ in range(snapshots):
+        state = unroll(solver, state, steps, dt, recompute)
+        reached.append(torch.stack(solver.ops.to_centres(state.u, state.v, state.w)))
+    return profile_error(pooled_statistics(torch.stack(reached)), target, profile_weights)[0], state
+
+
+def _detached(state: ChannelState) -> ChannelState:
+    return replace(state, u=state.u.detach(), v=state.v.detach(), w=state.w.detach(), p=state.p.detach())
+
+
 def train_closure_step(
     solver: ChannelSolver,
     samples: Sequence[ClosureSample] | Iterable[ClosureSample],
@@ -137,6 +179,11 @@ def train_closure_step(
         [a_posteriori_loss(solver, sample, dt, statistics_weight, recompute, field_weight, profile_weights)
          for sample in samples]
     ).mean()
+    return _descend(optimizer, loss, max_grad_norm)
+
+
+def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float) -> float:
+    """Back-propagate ``loss``, clip the gradient and step (nothing for a non-finite loss: NaN)."""
     if not torch.isfinite(loss):
         return float("nan")
     loss.backward()
@@ -144,6 +191,52 @@ def train_closure_step(
     torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
     return float(loss.detach())
+
+
+class _Attractor:
+    """LES states carried on with the closure being trained (``training.start: attractor``).
+
+    ``states``: where they are; ``target``: the training split's pooled statistics. Each
+    :meth:`step` runs every state on ``gap`` steps without gradients, then takes one optimiser
+    step on the mean :func:`attractor_loss` of their unrolls; the states move on to the unrolls'
+    ends (back to where they were when the loss is not finite).
+    """
+
+    def __init__(self, case: ClosureCase, solver: ChannelSolver, dt: float, target: PlaneStatistics) -> None:
+        settings = case.training
+        self.solver, self.dt, self.target, self.settings = solver, dt, target, settings
+        self.spin_up, self.gap = (round(hours / dt) for hours in (settings.spin_up, settings.gap))
+        self.states: list[ChannelState] = []
+
+    def settle(self, starts: list[ChannelState], solver: ChannelSolver | None = None) -> list[ChannelState]:
+        """``starts`` run ``spin_up`` h/u_tau with ``solver`` (the closure LES by default), no gradients."""
+        with torch.no_grad():
+            return [unroll(solver or self.solver, state, self.spin_up, self.dt, recompute=False) for state in starts]
+
+    def loss(self, solver: ChannelSolver, state: ChannelState, target: PlaneStatistics, recompute: bool) -> tuple[torch.Tensor, ChannelState]:
+        settings = self.settings
+        return attractor_loss(solver, state, settings.snapshots, settings.steps_per_snapshot, self.dt, target,
+                              recompute, settings.profile_weights)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        losses, ends = [], []
+        for state in self.states:
+            with torch.no_grad():
+                state = unroll(self.solver, state, self.gap, self.dt, recompute=False)
+            loss, end = self.loss(self.solver, state, self.target, self.settings.recompute)
+            losses.append(self.settings.statistics_weight * loss)
+            ends.append(_detached(end))
+        value = _descend(optimizer, torch.stack(losses).mean(), self.settings.max_grad_norm)
+        if math.isfinite(value):
+            self.states = ends
+        return value
+
+    def test_loss(self, solver: ChannelSolver, starts: list[ChannelState], target: PlaneStatistics) -> float:
+        """The mean loss of one unroll after ``spin_up`` from each of ``starts`` with ``solver``."""
+        with torch.no_grad():
+            losses = [self.loss(solver, state, target, recompute=False)[0] for state in self.settle(starts, solver)]
+        return float(self.settings.statistics_weight * torch.stack(losses).mean())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +315,7 @@ def train_closure(
     paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
     torch.manual_seed(settings.seed)
     spec = case.closure
-    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, **{part: getattr(spec, part) for part in CLOSURE_PARTS})
+    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, spec.weights, **{part: getattr(spec, part) for part in CLOSURE_PARTS})
     closure.networks().to(device=settings.device, dtype=dtype)
 
     from .data import WindowDataset
@@ -232,7 +325,7 @@ def train_closure(
         for split in ("train", "test")
     }
     solvers = _solvers(case, closure, windows["train"])
-    if closure.mean_field and not resume:
+    if closure.mean_field and not resume and spec.weights is None:
         _start_mean_field(closure, case.dataset, solvers["closure"])
     trained = [module for part, module in closure.networks().items() if part not in settings.frozen]
     optimizer = torch.optim.Adam([p for module in trained for p in module.parameters()], lr=settings.lr)
@@ -248,6 +341,16 @@ def train_closure(
             f"solver's stability limit {limit:.4g} on the test states; use at least "
             f"{math.ceil(train_set.windows.dt / limit)}"
         )
+    attractor = None
+    if settings.start == "attractor":
+        targets = {split: pooled_statistics(_split_states(case.dataset, split, dtype)) for split in ("train", "test")}
+        attractor = _Attractor(case, solvers["closure"], dt, targets["train"])
+        test_starts = [sample.initial for sample in test]
+
+    def test_loss(solver: ChannelSolver) -> float:
+        if attractor is None:
+            return _mean_loss(solver, test, dt, case)
+        return attractor.test_loss(solver, test_starts, targets["test"])
 
     epoch, best, rows = 0, math.inf, []
     if resume:
@@ -260,15 +363,20 @@ def train_closure(
             raise ClosureTrainingError(f"cannot resume from {paths['checkpoint.pt']}: {type(exc).__name__}; start over with --overwrite") from None
         torch.set_rng_state(saved["rng"])
         epoch, best = int(saved["epoch"]), float(saved["best"])
+        if attractor is not None:
+            attractor.states = [_state_of(solvers["closure"], held) for held in saved["carried"]]
         rows = _read_metrics(paths["metrics.csv"], epoch)
         log.info(f"{case.name}: resuming after epoch {epoch}")
     else:
         start_fresh(folder, paths.values(), overwrite=overwrite, what="a closure run", error=ClosureTrainingError)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(case), sort_keys=False))
-    no_model = _mean_loss(solvers["none"], test, dt, case)
+    no_model = test_loss(solvers["none"])
+    if attractor is not None and not attractor.states:
+        starts = torch.linspace(0, len(train_set) - 1, settings.batch_size).round().long()
+        attractor.states = attractor.settle([train_set[int(i)].initial for i in starts])
     if not rows:
-        rows = [{"epoch": 0, "train_loss": "", "test_loss": _mean_loss(solvers["closure"], test, dt, case),
+        rows = [{"epoch": 0, "train_loss": "", "test_loss": test_loss(solvers["closure"]),
                  "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
         best = float(rows[0]["test_loss"])
         closure.save(paths["closure.pt"])
@@ -285,6 +393,10 @@ def train_closure(
             order = torch.randperm(len(train_set))[: settings.samples_per_epoch].tolist()
             losses = []
             for k in range(0, len(order), settings.batch_size):
+                if attractor is not None:
+                    losses.append(attractor.step(optimizer))
+                    bar.update(len(attractor.states))
+                    continue
                 batch = [train_set[i] for i in order[k : k + settings.batch_size]]
                 losses.append(train_closure_step(
                     solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute,
@@ -292,23 +404,38 @@ def train_closure(
                 ))
                 bar.update(len(batch))
             epoch += 1
-            test_loss = _mean_loss(solvers["closure"], test, dt, case)
-            if test_loss < best:
-                best = test_loss
+            tested = test_loss(solvers["closure"])
+            if tested < best:
+                best = tested
                 closure.save(paths["closure.pt"])
+            carried = [] if attractor is None else [state.to_dict() for state in attractor.states]
             save_torch(
                 {"networks": closure.networks().state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                 "epoch": epoch, "best": best},
+                 "epoch": epoch, "best": best, "carried": carried},
                 paths["checkpoint.pt"],
             )
             finite = [value for value in losses if math.isfinite(value)]
-            rows.append({"epoch": epoch, "train_loss": sum(finite) / len(finite) if finite else math.nan, "test_loss": test_loss,
+            rows.append({"epoch": epoch, "train_loss": sum(finite) / len(finite) if finite else math.nan, "test_loss": tested,
                          "no_model_test_loss": no_model, "lr": settings.lr, "seconds": round(time.perf_counter() - started, 3)})
             _write_metrics(paths["metrics.csv"], rows)
-            bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {test_loss:.5f} (no model {no_model:.5f})")
+            bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {tested:.5f} (no model {no_model:.5f})")
     finally:
         bar.close()
     return paths["closure.pt"]
+
+
+def _split_states(dataset: str, split: str, dtype: torch.dtype) -> torch.Tensor:
+    """Every state of a dataset split, ``(n_times, 3, nx, ny, nz)`` in u_tau."""
+    from .evaluation import open_run
+
+    record = open_run(dataset, split=split)
+    return torch.stack([torch.as_tensor(record[name].values, dtype=dtype) for name in ("u", "v", "w")], dim=1)
+
+
+def _state_of(solver: ChannelSolver, held: dict) -> ChannelState:
+    """The state that :meth:`ChannelState.to_dict` wrote, on the solver's device and dtype."""
+    tensors = {name: held[name].to(device=solver.device, dtype=solver.dtype) for name in ("u", "v", "w", "p")}
+    return ChannelState(**tensors, time=float(held["time"]), step=int(held["step"]), pressure_gradient=float(held["pressure_gradient"]))
 
 
 def _start_mean_field(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver) -> None:

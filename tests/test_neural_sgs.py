@@ -462,3 +462,184 @@ def test_a_run_without_gradients_keeps_the_wall_profiles_and_matches_step_by_ste
     for name in ("u", "v", "w", "p"):
         assert torch.equal(getattr(kept, name), getattr(fresh, name).detach()), name
     assert float((kept.u - start.u).abs().max()) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the linear-forcing part
+# ---------------------------------------------------------------------------------------------
+def _set_rates(closure: NeuralEddyViscosity, rates: tuple[float, float, float], isotropy: float = 0.0) -> None:
+    """Constant free rates ``rho_i`` and return-to-isotropy rate ``r`` (u_tau / h) through the
+    forcing network's last bias."""
+    from surrogate.solver.neural_sgs import LINEAR_FORCING_BOUND
+
+    wanted = torch.tensor([*rates, isotropy], dtype=torch.float64)
+    with torch.no_grad():
+        closure.forcing_network.head.bias.copy_(torch.atanh(wanted / LINEAR_FORCING_BOUND))
+
+
+def test_a_zero_linear_forcing_is_the_no_model_les_bit_for_bit() -> None:
+    _assert_the_no_model_les(NeuralEddyViscosity(fluctuating=False, linear_forcing=True), steps=3)
+    _assert_the_no_model_les(NeuralEddyViscosity(fluctuating=False, rotation=True, linear_forcing=True), steps=3)
+
+
+def _plane_fluctuations(*velocities: torch.Tensor) -> list[torch.Tensor]:
+    return [velocity - velocity.mean(dim=(0, 2), keepdim=True) for velocity in velocities]
+
+
+@pytest.mark.parametrize("rates", [(-1.5, -0.5, -2.0), (1.5, 0.5, 2.0), (-3.0, 0.0, 3.0)])
+def test_the_linear_forcing_is_a_rate_times_each_plane_fluctuation_and_never_works_on_a_plane(rates) -> None:
+    """Damping rates act unshifted; rates that would feed a plane are shifted until the work on it,
+    sum_i lambda_i <u_i'^2>, is zero; the forcing adds no momentum to any plane."""
+    from surrogate.solver.neural_sgs import linear_forcing_rates
+
+    solver = _solver(None)
+    state = _start(solver)
+    ops = solver.ops
+    closure = NeuralEddyViscosity(fluctuating=False, linear_forcing=True)
+    _set_rates(closure, rates)
+    profiles = closure.residual_stress_coefficient(ops, solver.nu)
+    wanted_profiles = torch.tensor(rates, dtype=torch.float64)[:, None].expand(3, GRID.shape[1])
+    torch.testing.assert_close(profiles[:3, 0, :, 0], wanted_profiles)
+    fluctuations = _plane_fluctuations(state.u, state.v, state.w)
+    lam = linear_forcing_rates(ops, profiles, *fluctuations)
+    force = closure.residual_force(ops, state.u, state.v, state.w, profiles)
+    for f, fluctuation, rate in zip(force, fluctuations, (lam[0], ops.pad_faces(ops.y_interpolate(lam[1])), lam[2])):
+        torch.testing.assert_close(f, rate * fluctuation, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(f.mean(dim=(0, 2)), torch.zeros_like(f.mean(dim=(0, 2))), rtol=0, atol=1e-12)
+    u2, v2, w2 = (q.square().mean(dim=(0, 2), keepdim=True) for q in fluctuations)
+    energy = torch.cat([u2, ops.y_average(v2), w2])[:, :, 0]  # (3, ny)
+    work = (lam[:, 0, :, 0] * energy).sum(0)
+    torch.testing.assert_close(work, (wanted_profiles * energy).sum(0).clamp(max=0.0), rtol=1e-10, atol=1e-12)
+    if all(rate <= 0 for rate in rates):
+        torch.testing.assert_close(lam[:, 0, :, 0], wanted_profiles)
+    if all(rate >= 0 for rate in rates):
+        assert float(work.detach().abs().max()) < 1e-12 * float((wanted_profiles * energy).detach().abs().max())
+
+
+def test_the_linear_forcing_beside_a_stress_part_adds_the_two_forces() -> None:
+    solver = _solver(None)
+    state = _start(solver)
+    ops = solver.ops
+    both = NeuralEddyViscosity(fluctuating=False, rotation=True, linear_forcing=True)
+    stress, forcing = NeuralEddyViscosity(fluctuating=False, rotation=True), NeuralEddyViscosity(fluctuating=False, linear_forcing=True)
+    torch.nn.init.constant_(both.rotation_network.head.bias, 0.4)
+    stress.rotation_network.load_state_dict(both.rotation_network.state_dict())
+    for closure in (both, forcing):
+        _set_rates(closure, (-1.5, 0.5, 2.0))
+    profiles = both.residual_stress_coefficient(ops, solver.nu)
+    assert profiles.shape == (5, 1, GRID.shape[1], 1)
+    rest = both.residual_force(ops, state.u, state.v, state.w, profiles)
+    for part in (stress, forcing):
+        apart = part.residual_force(ops, state.u, state.v, state.w, part.residual_stress_coefficient(ops, solver.nu))
+        rest = [f - g for f, g in zip(rest, apart)]
+    for f in rest:
+        torch.testing.assert_close(f, torch.zeros_like(f), rtol=0, atol=1e-12)
+
+
+def test_the_return_to_isotropy_feeds_the_components_below_a_third_of_the_energy_and_does_no_work() -> None:
+    """Rates (0, 0, 0) and r = 2: lambda_i = 2 (k2 / (3 e_i) - 1) where no rate reaches the bound,
+    positive for a component with less than a third of the plane's energy, negative for one with
+    more, and sum_i lambda_i e_i = 0."""
+    from surrogate.solver.neural_sgs import linear_forcing_rates
+
+    solver = _solver(None)
+    state = _start(solver)
+    ops = solver.ops
+    closure = NeuralEddyViscosity(fluctuating=False, linear_forcing=True)
+    _set_rates(closure, (0.0, 0.0, 0.0), isotropy=2.0)
+    u, v, w = _plane_fluctuations(state.u, state.v, state.w)
+    lam = linear_forcing_rates(ops, closure.residual_stress_coefficient(ops, solver.nu), u, v, w)[:, 0, :, 0].detach()
+    u2, v2, w2 = (q.square().mean(dim=(0, 2), keepdim=True) for q in (u, v, w))
+    energy = torch.cat([u2, ops.y_average(v2), w2])[:, :, 0]
+    inside = (lam.abs() < 19.0).all(dim=0)  # planes where no rate is clipped (not the wall rows, where v vanishes)
+    assert int(inside.sum()) >= GRID.shape[1] - 4
+    torch.testing.assert_close(lam[:, inside], (2.0 * (energy.sum(0) / (3.0 * energy) - 1.0))[:, inside])
+    torch.testing.assert_close((lam * energy).sum(0)[inside], torch.zeros(int(inside.sum()), dtype=torch.float64), rtol=0, atol=1e-12)
+    below = energy < energy.sum(0) / 3.0
+    assert bool((lam[below & inside] > 0).all()) and bool((lam[~below & inside] < 0).all())
+
+
+def test_a_spanwise_feeding_rate_moves_streamwise_energy_into_the_spanwise_fluctuations_and_adds_none() -> None:
+    """One step with rates (0, 0, 10): the spanwise fluctuation energy ends above the no-model
+    step's, the streamwise below, and the sum of all three no higher."""
+    closure = NeuralEddyViscosity(fluctuating=False, linear_forcing=True)
+    _set_rates(closure, (0.0, 0.0, 10.0))
+    plain, learned = _solver(None), _solver(closure)
+    a, b = plain.step(_start(plain), DT), learned.step(_start(learned), DT)
+    energy = lambda x: float(x.square().mean())  # noqa: E731
+    (au, av, aw), (bu, bv, bw) = _plane_fluctuations(a.u, a.v, a.w), _plane_fluctuations(b.u, b.v, b.w)
+    assert energy(bw) > energy(aw) and energy(bu) < energy(au)
+    assert energy(bu) + energy(bv) + energy(bw) <= energy(au) + energy(av) + energy(aw)
+
+
+def test_the_gradient_reaches_a_linear_forcing_that_starts_at_zero_and_it_round_trips(tmp_path) -> None:
+    sample = _sample(0.3, steps=2)
+    closure = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    a_posteriori_loss(_solver(closure), sample, DT, 1.0).backward()
+    assert bool((closure.forcing_network.head.bias.grad.abs() > 0).all())
+    _set_rates(closure, (-1.0, 0.2, 3.0), isotropy=0.5)
+    again = NeuralEddyViscosity(weights=str(closure.save(tmp_path / "forcing.pt")))
+    assert (again.linear_forcing, again.rotation, again.fluctuating) == (True, False, False)
+    ops = _solver(None).ops
+    assert torch.equal(again.residual_stress_coefficient(ops, 0.01), closure.residual_stress_coefficient(ops, 0.01))
+
+
+# ---------------------------------------------------------------------------------------------
+# training on the closure LES's own developed states
+# ---------------------------------------------------------------------------------------------
+def test_pooled_statistics_are_the_moments_over_every_plane_of_every_state() -> None:
+    from surrogate.closure_training import pooled_statistics
+    from surrogate.mean_flow import plane_statistics
+
+    torch.manual_seed(7)
+    states = torch.randn(3, 3, 4, 5, 6, dtype=torch.float64) + torch.arange(3.0, dtype=torch.float64).view(3, 1, 1, 1, 1)
+    each, pooled = plane_statistics(states), pooled_statistics(states)
+    mean = each.mean.mean(dim=0)
+    torch.testing.assert_close(pooled.mean[0], mean)
+    torch.testing.assert_close(pooled.rms[0] ** 2, (each.rms**2 + (each.mean - mean) ** 2).mean(dim=0))
+
+
+def test_the_attractor_loss_pools_its_unroll_and_its_gradient_reaches_a_forcing_that_starts_at_zero() -> None:
+    from surrogate.closure_training import attractor_loss, pooled_statistics
+
+    closure = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    solver = _solver(closure)
+    start = _start(solver)
+    plain = _solver(None)
+    with torch.no_grad():
+        reference = [plain.step(start, DT)]
+        for _ in range(3):
+            reference.append(plain.step(reference[-1], DT))
+    target = pooled_statistics(torch.stack([torch.stack(plain.ops.to_centres(s.u, s.v, s.w)) for s in reference]))
+    loss, end = attractor_loss(solver, start, snapshots=2, steps=2, dt=DT, target=target)
+    assert end.step == start.step + 4 and end.time == pytest.approx(start.time + 4 * DT)
+    # a zero forcing is the no-model LES: the pooled statistics of its states 2 and 4 against those of states 1-4
+    assert 0.0 < float(loss.detach()) < 0.2
+    loss.backward()
+    assert bool((closure.forcing_network.head.bias.grad.abs() > 0).all())
+
+
+def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_resumes(tmp_path, capsys) -> None:
+    import csv
+
+    from surrogate.cli import main
+
+    start = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    _set_rates(start, (-0.5, 0.0, 0.5), isotropy=0.2)
+    start.save(tmp_path / "start.pt")
+    parts = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true, weights: start.pt}"
+    case = _tiny_closure_case(tmp_path, "tiny_attractor", parts, epochs=1, samples=2)
+    assert main(["closure", str(case), "training.start=attractor", "--quiet"]) == 2
+    assert "field_weight: 0" in capsys.readouterr().err
+    attractor = ["training.start=attractor", "training.field_weight=0", "training.spin_up=0.05", "training.gap=0.02"]
+    assert main(["closure", str(case), *attractor, "--quiet"]) == 0
+    folder = tmp_path / "tiny_attractor"
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)
+    carried = saved["carried"]  # the LES states the next epoch goes on from
+    assert len(carried) == 2 and carried[0]["v"].shape[1] == carried[0]["u"].shape[1] + 1 and carried[0]["time"] > 0
+    assert main(["closure", str(case), *attractor, "training.epochs=2", "--resume", "--quiet"]) == 0
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert all(0 < float(row["test_loss"]) < 10 and float(row["no_model_test_loss"]) > 0 for row in rows)
+    trained = torch.load(folder / "checkpoint.pt", weights_only=True)["networks"]
+    assert not torch.equal(trained["linear_forcing.head.bias"], start.forcing_network.head.bias.detach())

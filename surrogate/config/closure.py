@@ -4,7 +4,7 @@ Example::
 
     name: closure_re180
     dataset: ../validation/data/dataset_re180   # a filtered-DNS dataset (surrogate dataset)
-    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (parts: mean_field, fluctuating, rotation, anisotropy)
+    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (parts: mean_field, fluctuating, rotation, anisotropy, linear_forcing)
     training:
       epochs: 10                # 0: the closure as it starts (with mean_field, its a-priori fit)
       samples_per_epoch: 40     # start windows drawn from the training split each epoch
@@ -17,6 +17,9 @@ Example::
       profile_weights: {}       # weights of its profiles (U, u_rms, v_rms, w_rms, uv; unnamed: 1)
       field_weight: 1.0         # weight of the field error
       frozen: []                # closure parts kept at their start, e.g. [mean_field]
+      start: filtered_dns       # or attractor: unroll from the closure LES's own developed states
+      spin_up: 15.0             # attractor: h/u_tau the LES states run with the closure first
+      gap: 1.0                  # attractor: h/u_tau they run on between two unrolls
     output: runs/{name}
 """
 
@@ -39,15 +42,20 @@ class ClosureNetworkConfig(ConfigModel):
     and which parts it has (``mean_field``: the mean-field eddy viscosity, started from its a-priori
     estimate on the training split; ``fluctuating``: the pointwise one; ``rotation``: the
     non-dissipative strain-rotation stress; ``anisotropy``: the stress of the traceless squares of
-    strain and rotation)."""
+    strain and rotation; ``linear_forcing``: a force on each component's plane fluctuation, at a
+    rate of the wall distance), and optionally the closure file it starts from."""
 
     hidden: int = 16
     layers: int = 2
     cs: Float = 0.1
+    weights: str | None = None
+    """Start from this closure file (a run's ``closure.pt``, or a shipped closure's name) instead of
+    the initial networks; its sizes and parts must be those given here."""
     mean_field: bool = False
     fluctuating: bool = True
     rotation: bool = False
     anisotropy: bool = False
+    linear_forcing: bool = False
 
     @model_validator(mode="after")
     def check(self) -> ClosureNetworkConfig:
@@ -72,6 +80,9 @@ class ClosureTrainingConfig(ConfigModel):
     field_weight: Float = 1.0
     profile_weights: dict[Literal["U", "u_rms", "v_rms", "w_rms", "uv"], Float] = Field(default_factory=dict)
     frozen: list[ClosurePart] = Field(default_factory=list)
+    start: Literal["filtered_dns", "attractor"] = "filtered_dns"
+    spin_up: Float = 15.0
+    gap: Float = 1.0
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -92,6 +103,12 @@ class ClosureTrainingConfig(ConfigModel):
         require(
             all(weight >= 0 for weight in self.profile_weights.values()) and (not self.profile_weights or sum(self.profile_weights.values()) > 0),
             f"profile_weights must be >= 0 and not all 0, got {self.profile_weights}",
+        )
+        require(self.spin_up >= 0 and self.gap >= 0, f"spin_up and gap must be >= 0 h/u_tau, got {self.spin_up}, {self.gap}")
+        require(
+            self.start == "filtered_dns" or (self.field_weight == 0 and self.statistics_weight > 0),
+            f"start: attractor compares statistics only (the LES's own states have no filtered-DNS field to match): "
+            f"set field_weight: 0 and statistics_weight > 0, got {self.field_weight}, {self.statistics_weight}",
         )
         problem = device_problem(self.device)
         require(problem is None, f"device: {problem}")
@@ -127,4 +144,6 @@ def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: 
     case = load_config(ClosureCase, path, overrides)
     base = source_folder(path)
     case.dataset = str(resolve_path(case.dataset, base))
+    if case.closure.weights is not None:  # a path next to the case file, else as given (or a shipped name)
+        case.closure.weights = str(resolve_path(case.closure.weights, base))
     return case

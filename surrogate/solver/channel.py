@@ -144,8 +144,9 @@ class ChannelSolver:
         ``eddy_viscosity`` returns ``None`` has no pointwise part, and one with a
         ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
         (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`), and one with a
-        ``residual_stress_coefficient(ops, nu)`` (not ``None``) the divergence of its
-        ``residual_stress(ops, u, v, w, coefficient)``. Both profiles are evaluated once per step
+        ``residual_stress_coefficient(ops, nu)`` (not ``None``) the force of its
+        ``residual_force(ops, u, v, w, coefficient)`` (the divergence of its ``residual_stress`` for
+        an :class:`~surrogate.solver.sgs.EddyViscosityModel`). Both profiles are evaluated once per step
         (once per :meth:`run` without gradients).
     cfl
         Default CFL number of the adaptive time step.
@@ -432,8 +433,8 @@ class ChannelSolver:
             if nu_mean is not None:
                 terms[0] = terms[0] + self.ops.mean_shear_force(nu_mean, u)
             if coefficient is not None:
-                tau = self.sgs.residual_stress(self.ops, u, v, w, coefficient)
-                terms = [term - force for term, force in zip(terms, self.ops.stress_divergence(tau))]
+                forces = self.sgs.residual_force(self.ops, u, v, w, coefficient)
+                terms = [term + force for term, force in zip(terms, forces)]
         return tuple(terms)
 
     def _substep(

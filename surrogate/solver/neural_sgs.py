@@ -45,14 +45,35 @@ terms do, so they are the part that can move energy into or out of the spanwise 
 the commutator they are not free of work against the strain (``tr(S S S)`` and ``tr(Omega Omega
 S)`` have no sign); training a posteriori is what keeps them stable.
 
+With ``linear_forcing=True`` it has a fifth part, which is not a stress: a force on each velocity
+component's fluctuation about its plane mean, ``f_i = lambda_i (u_i - <u_i>_xz)``. A positive rate
+feeds a component's fluctuations (the linear forcing of Lundgren 2003 and Rosales & Meneveau 2005,
+here one rate per component and height), a negative one damps them; it adds no momentum to any
+plane. A fifth small MLP ``l`` of the wall distance (four outputs, started at zero) gives three free
+rates ``rho_i`` and the rate ``r`` of a return to isotropy of the plane's component energies
+(Rotta 1951), each ``LINEAR_FORCING_BOUND tanh(l)``; on each plane they are combined and shifted
+so that the forcing never does positive work there (:func:`linear_forcing_rates`): it can only
+move energy between the components, as the pressure-strain correlation does, or remove it. It is
+the direct way to pass the spanwise fluctuations the energy that a coarse grid's redistribution
+fails to give them, out of too-strong streaks; the bound keeps ``|lambda_i| dt`` far inside the
+explicit RK3 stability interval at the convective time steps of LES grids.
+
+Rotta, J. (1951). Statistische Theorie nichthomogener Turbulenz. Z. Phys. 129, 547-572.
+
 Schumann, U. (1975). Subgrid scale model for finite difference simulations of turbulent flows in
 plane channels and annuli. J. Comput. Phys. 18, 376-404.
+
+Lundgren, T. S. (2003). Linearly forced isotropic turbulence. Annual Research Briefs, Center for
+Turbulence Research, 461-473.
 
 Lund, T. S. & Novikov, E. A. (1992). Parameterization of subgrid-scale stress by the velocity
 gradient tensor. Annual Research Briefs, Center for Turbulence Research, 27-43.
 
 Clark, R. A., Ferziger, J. H. & Reynolds, W. C. (1979). Evaluation of subgrid-scale models using
 an accurately simulated turbulent flow. J. Fluid Mech. 91, 1-16.
+
+Rosales, C. & Meneveau, C. (2005). Linear forcing in numerical simulations of isotropic
+turbulence: physical space implementations and convergence properties. Phys. Fluids 17, 095106.
 
 Pope, S. B. (1975). A more general effective-viscosity hypothesis. J. Fluid Mech. 72, 331-340.
 
@@ -81,14 +102,17 @@ from .sgs import (
     filter_width,
 )
 
-__all__ = ["ClosureNetwork", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "shipped_closures", "strain_rotation_commutator", "traceless_squares"]
+__all__ = ["ClosureNetwork", "LINEAR_FORCING_BOUND", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "linear_forcing_rates", "shipped_closures", "strain_rotation_commutator", "traceless_squares"]
 
 N_FEATURES = 3
+#: Largest rate of the linear-forcing part, in ``u_tau / h``.
+LINEAR_FORCING_BOUND = 20.0
 _A_PLUS = 25.0
 #: Network sizes and parts of a closure built without weights (with weights: those of the file).
 _DEFAULT_SIZES = {"hidden": 16, "layers": 2, **{part: part == "fluctuating" for part in CLOSURE_PARTS}}
 #: The parts of a closure beside the pointwise one, with the key of their weights in a closure file.
-_PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dict", "anisotropy": "anisotropy_state_dict"}
+_PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dict", "anisotropy": "anisotropy_state_dict",
+                "linear_forcing": "forcing_state_dict"}
 
 
 class ClosureNetwork(nn.Module):
@@ -210,6 +234,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     anisotropy
         Add the stress of the traceless squares of strain and rotation, ``a_S(d), a_O(d)`` (start
         at zero; default off).
+    linear_forcing
+        Add the linear forcing of each component's plane fluctuation: free rates and a return to
+        isotropy, never working on a plane (rates start at zero; default off).
     """
 
     def __init__(
@@ -222,9 +249,10 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         fluctuating: bool | None = None,
         rotation: bool | None = None,
         anisotropy: bool | None = None,
+        linear_forcing: bool | None = None,
     ) -> None:
         given = {"hidden": hidden, "layers": layers, "mean_field": mean_field, "fluctuating": fluctuating,
-                 "rotation": rotation, "anisotropy": anisotropy}
+                 "rotation": rotation, "anisotropy": anisotropy, "linear_forcing": linear_forcing}
         states = None
         if weights is not None:  # the file's sizes, where the caller gives none
             path = _weights_path(str(weights))
@@ -234,7 +262,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
                 show = lambda d: ", ".join(f"{key}={d[key]}" for key in clash)  # noqa: E731
                 raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(clash)}")
             given = held
-        hidden, layers, mean_field, fluctuating, rotation, anisotropy = (
+        hidden, layers, mean_field, fluctuating, rotation, anisotropy, linear_forcing = (
             _DEFAULT_SIZES[key] if value is None else value for key, value in given.items()
         )
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
@@ -243,11 +271,12 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
-        flags = dict(zip(CLOSURE_PARTS, (mean_field, fluctuating, rotation, anisotropy)))
+        flags = dict(zip(CLOSURE_PARTS, (mean_field, fluctuating, rotation, anisotropy, linear_forcing)))
         if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
             raise ValueError(f"NeuralEddyViscosity needs one of {', '.join(CLOSURE_PARTS)} true (booleans), got {flags}")
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
         self.mean_field, self.fluctuating, self.rotation, self.anisotropy = mean_field, fluctuating, rotation, anisotropy
+        self.linear_forcing = linear_forcing
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
         profile = lambda on, outputs=1: (  # noqa: E731  a network of the wall distance, starting at zero
@@ -256,6 +285,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         self.mean_network = profile(mean_field)
         self.rotation_network = profile(rotation)
         self.anisotropy_network = profile(anisotropy, 2)
+        self.forcing_network = profile(linear_forcing, 4)
         if states is not None:
             self.network.load_state_dict(states["state_dict"])
             for part, module in self._part_networks().items():
@@ -264,14 +294,15 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
 
     def _part_networks(self) -> dict[str, nn.Module | None]:
         """The networks of the wall distance by part name (``None`` for a part the closure lacks)."""
-        return {"mean_field": self.mean_network, "rotation": self.rotation_network, "anisotropy": self.anisotropy_network}
+        return {"mean_field": self.mean_network, "rotation": self.rotation_network, "anisotropy": self.anisotropy_network,
+                "linear_forcing": self.forcing_network}
 
     def _sizes(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "layers": self.layers, **{part: getattr(self, part) for part in CLOSURE_PARTS}}
 
     def parameters(self) -> dict[str, Any]:
-        """``{"hidden", "layers", "cs"}``, the parts (``mean_field``, ``fluctuating``, ``rotation``,
-        ``anisotropy``) where not the default, ``weights`` when loaded from a file."""
+        """``{"hidden", "layers", "cs"}``, the parts (:data:`~surrogate.closure_parts.CLOSURE_PARTS`)
+        where not the default, ``weights`` when loaded from a file."""
         out: dict[str, Any] = {"hidden": self.hidden, "layers": self.layers, "cs": self.cs}
         out.update({key: value for key, value in self._sizes().items() if key not in out and value != _DEFAULT_SIZES[key]})
         if self.weights is not None:
@@ -279,8 +310,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         return out
 
     def networks(self) -> nn.ModuleDict:
-        """The networks in use (``fluctuating``, ``mean_field``, ``rotation``, ``anisotropy``), e.g. for an
-        optimiser or ``.to()``."""
+        """The networks in use, by part name, e.g. for an optimiser or ``.to()``."""
         used = {"fluctuating": self.network if self.fluctuating else None, **self._part_networks()}
         return nn.ModuleDict({key: module for key, module in used.items() if module is not None})
 
@@ -324,27 +354,55 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         return nu * (self.mean_network(torch.stack([wall, distance], dim=-1)) * damping) ** 2
 
     def residual_stress_coefficient(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
-        """The profiles ``(r, a_S, a_O) D^2 Delta^2`` of the cell rows that the closure has (rotation,
-        then anisotropy), ``(n_terms, 1, ny, 1)`` in ``h^2``; ``None`` without either part."""
-        if self.rotation_network is None and self.anisotropy_network is None:
+        """The profiles of the residual parts that the closure has, over the cell rows: the stress
+        coefficients ``(r, a_S, a_O) D^2 Delta^2`` in ``h^2`` (rotation, then anisotropy), then the
+        four rates ``(rho_u, rho_v, rho_w, r)`` of the linear forcing in ``u_tau / h``
+        (:func:`linear_forcing_rates`); ``(n_profiles, 1, ny, 1)``,
+        ``None`` without any of these parts."""
+        if self.rotation_network is None and self.anisotropy_network is None and self.forcing_network is None:
             return None
         distance = _centre_distance(ops)
         wall, damping = _damping(distance, nu)
         inputs = torch.stack([wall, distance], dim=-1)
-        profiles = []
-        for module in (self.rotation_network, self.anisotropy_network):
-            if module is not None:
-                module.to(device=distance.device, dtype=distance.dtype)
-                out = module(inputs)
-                profiles += [out] if out.dim() == distance.dim() else list(out.movedim(-1, 0))
-        return torch.stack(profiles) * (damping * filter_width(ops)) ** 2
+
+        def rows(module: nn.Module) -> list[torch.Tensor]:
+            module.to(device=distance.device, dtype=distance.dtype)
+            out = module(inputs)
+            return [out] if out.dim() == distance.dim() else list(out.movedim(-1, 0))
+
+        stress = [row for module in (self.rotation_network, self.anisotropy_network) if module is not None for row in rows(module)]
+        profiles = [row * (damping * filter_width(ops)) ** 2 for row in stress]
+        if self.forcing_network is not None:
+            profiles += [LINEAR_FORCING_BOUND * torch.tanh(row) for row in rows(self.forcing_network)]
+        return torch.stack(profiles)
+
+    def _n_stress_profiles(self) -> int:
+        return (self.rotation_network is not None) + 2 * (self.anisotropy_network is not None)
+
+    def residual_force(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The force of the residual parts at the u, v and w points, in ``u_tau^2 / h``: minus the
+        divergence of :meth:`residual_stress` plus the linear forcing ``lambda_i (u_i - <u_i>_xz)``
+        (rates of :func:`linear_forcing_rates`, interpolated to the wall-normal faces for ``v``),
+        for the profiles of :meth:`residual_stress_coefficient`."""
+        n_stress = self._n_stress_profiles()
+        forces = [torch.zeros_like(u), torch.zeros_like(v), torch.zeros_like(w)]
+        if n_stress:
+            forces = list(super().residual_force(ops, u, v, w, coefficient[:n_stress]))
+        if self.forcing_network is not None:
+            fluctuations = [velocity - velocity.mean(dim=(0, 2), keepdim=True) for velocity in (u, v, w)]
+            rate_u, rate_v, rate_w = linear_forcing_rates(ops, coefficient[n_stress:], *fluctuations)
+            rates = (rate_u, ops.pad_faces(ops.y_interpolate(rate_v)), rate_w)
+            forces = [force + rate * fluctuation for force, rate, fluctuation in zip(forces, rates, fluctuations)]
+        return tuple(forces)
 
     def residual_stress(
         self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """``tau_ij = D^2 Delta^2 (r (S Omega - Omega S) + a_S (S S)^d + a_O (Omega Omega)^d)_ij`` at the
         cell centres, six components ``(xx, yy, zz, xy, xz, yz)`` in ``u_tau^2``, for the
-        ``coefficient`` of :meth:`residual_stress_coefficient` (the terms of the parts the closure has)."""
+        stress profiles of :meth:`residual_stress_coefficient` (the terms of the parts the closure has)."""
         g = _velocity_gradient_components(ops, u, v, w)
         strain, rotation = _strain_components(g), _rotation_components(g)
         terms = []
@@ -392,6 +450,35 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             if module is not None:
                 payload[_PART_STATES[part]] = cpu(module)
         return save_torch(payload, path)
+
+
+def linear_forcing_rates(
+    ops: StaggeredOperators, rates: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """The rates ``lambda_i`` of the linear forcing, ``(3, 1, ny, 1)`` over the cell rows in
+    ``u_tau / h``, for the network's profiles ``(rho_u, rho_v, rho_w, r)`` (``rates``,
+    ``(4, 1, ny, 1)``) and the fluctuations ``u, v, w`` (each about its plane mean, at its
+    staggered points).
+
+    With ``e_i`` the plane-mean squares of the fluctuations (``v``'s face values averaged to the
+    cell rows) and ``k2 = sum_j e_j``, the rates are first
+    ``mu_i = rho_i + r (k2 / (3 e_i) - 1)``, clipped to ``+-LINEAR_FORCING_BOUND``: free rates
+    and a return to isotropy (Rotta 1951) at the rate ``r``, whose work
+    ``sum_i r (k2 / 3 - e_i)`` vanishes. Then ``lambda_i = mu_i - max(0, sum_j mu_j e_j / k2)``:
+    the forcing's work on a plane, ``sum_i lambda_i e_i = min(0, sum_i mu_i e_i)``, is never
+    positive. It moves energy between the components and may remove it, but never adds any, so a
+    rate that feeds one component takes what it feeds from the others.
+    """
+    energy = torch.stack([
+        u.square().mean(dim=(0, 2), keepdim=True),
+        ops.y_average(v.square().mean(dim=(0, 2), keepdim=True)),
+        w.square().mean(dim=(0, 2), keepdim=True),
+    ])
+    tiny = torch.finfo(energy.dtype).tiny
+    total = energy.sum(dim=0).clamp(min=tiny)
+    isotropy = total / (3.0 * energy).clamp(min=tiny) - 1.0
+    mu = (rates[:3] + rates[3] * isotropy).clamp(-LINEAR_FORCING_BOUND, LINEAR_FORCING_BOUND)
+    return mu - ((mu * energy).sum(dim=0) / total).clamp(min=0.0)
 
 
 def a_priori_mean_field_viscosity(

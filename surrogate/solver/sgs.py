@@ -350,6 +350,15 @@ class EddyViscosityModel(ABC):
         :meth:`residual_stress_coefficient`; called only where that is not ``None``."""
         raise NotImplementedError(f"{type(self).__name__} has a residual_stress_coefficient but no residual_stress")
 
+    def residual_force(
+        self, ops: StaggeredOperators, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, coefficient: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The force of the residual terms at the u, v and w points, in ``u_tau^2 / h``, for the
+        ``coefficient`` of :meth:`residual_stress_coefficient`: by default ``-d tau_ij / dx_j`` of
+        :meth:`residual_stress`. The solver adds it to the momentum equations explicitly."""
+        force_u, force_v, force_w = ops.stress_divergence(self.residual_stress(ops, u, v, w, coefficient))
+        return -force_u, -force_v, -force_w
+
     def describe(self) -> dict[str, Any]:
         """Provenance record: ``{"name": ..., <constructor arguments>}``.
 
