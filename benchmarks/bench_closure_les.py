@@ -7,7 +7,7 @@ run is timed over ``--repeats`` spans of ``--time`` h/u_tau. Process CPU time by
 machine shared with other work does not inflate it). Aim of the closure issue: at most 1.5x the
 no-model LES.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_closure_les.py
+    OMP_NUM_THREADS=1 python benchmarks/bench_closure_les.py [--weights runs/NAME/closure.pt]
     python benchmarks/bench_closure_les.py --compile --time 5
 """
 
@@ -50,10 +50,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="timed spans per run (the fastest sets the cost of a step)")
     parser.add_argument("--compile", action="store_true", help="both solvers compiled (solver.compile=true)")
     parser.add_argument("--clock", default="cpu", choices=["cpu", "wall"])
+    parser.add_argument("--weights", help="a closure file (or shipped closure name) to time instead of the case's")
     args = parser.parse_args()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     common = [f"solver.compile={'true' if args.compile else 'false'}"]
-    runs = {"no model": common + ["sgs={model: none}"], "learned closure (the case's)": common}
+    closure = ["learned closure (the case's)", common]
+    if args.weights:
+        closure = [f"learned closure ({Path(args.weights).parent.name or args.weights})", common + [f"sgs.parameters={{weights: {args.weights}}}"]]
+    runs = {"no model": common + ["sgs={model: none}"], closure[0]: closure[1]}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"{'compiled' if args.compile else 'eager'}, {args.repeats} spans of {args.time:g} h/u_tau")
     print(f"{'run':>30} {'s per h/u_tau':>14} {'steps per h/u_tau':>18} {'vs no model':>12}")

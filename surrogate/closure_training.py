@@ -13,7 +13,7 @@ Loss of one sample: at every snapshot, ``field_weight`` times :func:`surrogate.l
 ``statistics_weight`` times :func:`surrogate.losses.statistics_error` (mean U, the rms and
 ``<u'v'>`` profiles, weighted by ``profile_weights``), averaged over the snapshots.
 
-A unroll from filtered DNS sees the LES leave the filtered-DNS state for its own statistics: on
+An unroll from filtered DNS sees the LES leave the filtered-DNS state for its own statistics: on
 a coarse grid that transient lasts hours, and a closure that is right over it need not be right
 over the long run. With ``training.start: attractor`` the unrolls start instead from LES states
 carried on with the closure being trained (spun up ``spin_up`` h/u_tau from training-split states,
@@ -205,13 +205,13 @@ class _Attractor:
     def __init__(self, case: ClosureCase, solver: ChannelSolver, dt: float, target: PlaneStatistics) -> None:
         settings = case.training
         self.solver, self.dt, self.target, self.settings = solver, dt, target, settings
-        self.spin_up, self.gap = (round(hours / dt) for hours in (settings.spin_up, settings.gap))
+        self.spin_up_steps, self.gap_steps = (round(hours / dt) for hours in (settings.spin_up, settings.gap))
         self.states: list[ChannelState] = []
 
     def settle(self, starts: list[ChannelState], solver: ChannelSolver | None = None) -> list[ChannelState]:
         """``starts`` run ``spin_up`` h/u_tau with ``solver`` (the closure LES by default), no gradients."""
         with torch.no_grad():
-            return [unroll(solver or self.solver, state, self.spin_up, self.dt, recompute=False) for state in starts]
+            return [unroll(solver or self.solver, state, self.spin_up_steps, self.dt, recompute=False) for state in starts]
 
     def loss(self, solver: ChannelSolver, state: ChannelState, target: PlaneStatistics, recompute: bool) -> tuple[torch.Tensor, ChannelState]:
         settings = self.settings
@@ -223,7 +223,7 @@ class _Attractor:
         losses, ends = [], []
         for state in self.states:
             with torch.no_grad():
-                state = unroll(self.solver, state, self.gap, self.dt, recompute=False)
+                state = unroll(self.solver, state, self.gap_steps, self.dt, recompute=False)
             loss, end = self.loss(self.solver, state, self.target, self.settings.recompute)
             losses.append(self.settings.statistics_weight * loss)
             ends.append(_detached(end))
