@@ -54,10 +54,10 @@ def main() -> None:
     args = parser.parse_args()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     common = [f"solver.compile={'true' if args.compile else 'false'}"]
-    closure = ["learned closure (the case's)", common]
+    label, closure = "learned closure (the case's)", common
     if args.weights:
-        closure = [f"learned closure ({Path(args.weights).parent.name or args.weights})", common + [f"sgs.parameters={{weights: {args.weights}}}"]]
-    runs = {"no model": common + ["sgs={model: none}"], closure[0]: closure[1]}
+        label, closure = f"learned closure ({args.weights})", common + [f"sgs.parameters={{weights: {args.weights}}}"]
+    runs = {"no model": common + ["sgs={model: none}"], label: closure}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"{'compiled' if args.compile else 'eager'}, {args.repeats} spans of {args.time:g} h/u_tau")
     print(f"{'run':>30} {'s per h/u_tau':>14} {'steps per h/u_tau':>18} {'vs no model':>12}")
