@@ -364,7 +364,8 @@ def train_closure(
         torch.set_rng_state(saved["rng"])
         epoch, best = int(saved["epoch"]), float(saved["best"])
         if attractor is not None:
-            attractor.states = [_state_of(solvers["closure"], held) for held in saved["carried"]]
+            attractor.states = [ChannelState.from_dict(held, solvers["closure"].device, solvers["closure"].dtype)
+                                for held in saved["carried"]]
         rows = _read_metrics(paths["metrics.csv"], epoch)
         log.info(f"{case.name}: resuming after epoch {epoch}")
     else:
@@ -430,12 +431,6 @@ def _split_states(dataset: str, split: str, dtype: torch.dtype) -> torch.Tensor:
 
     record = open_run(dataset, split=split)
     return torch.stack([torch.as_tensor(record[name].values, dtype=dtype) for name in ("u", "v", "w")], dim=1)
-
-
-def _state_of(solver: ChannelSolver, held: dict) -> ChannelState:
-    """The state that :meth:`ChannelState.to_dict` wrote, on the solver's device and dtype."""
-    tensors = {name: held[name].to(device=solver.device, dtype=solver.dtype) for name in ("u", "v", "w", "p")}
-    return ChannelState(**tensors, time=float(held["time"]), step=int(held["step"]), pressure_gradient=float(held["pressure_gradient"]))
 
 
 def _start_mean_field(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver) -> None:

@@ -120,6 +120,14 @@ class ChannelState:
             "pressure_gradient": self.pressure_gradient,
         }
 
+    @classmethod
+    def from_dict(
+        cls, raw: dict, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ) -> "ChannelState":
+        """The state that :meth:`to_dict` wrote, on ``device`` (in ``dtype``, else the stored one)."""
+        tensors = {name: raw[name].to(device=device, dtype=dtype or raw[name].dtype) for name in ("u", "v", "w", "p")}
+        return cls(**tensors, time=float(raw["time"]), step=int(raw["step"]), pressure_gradient=float(raw["pressure_gradient"]))
+
 
 class ChannelSolver:
     """Direct (or, with ``sgs``, large-eddy) simulation of turbulent channel flow.

@@ -36,11 +36,4 @@ def load_checkpoint(
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a surrogate solver checkpoint of format {CHECKPOINT_FORMAT}")
-    raw = payload["state"]
-    tensors = {
-        name: raw[name].to(device=device, dtype=dtype or raw[name].dtype) for name in ("u", "v", "w", "p")
-    }
-    state = ChannelState(
-        **tensors, time=float(raw["time"]), step=int(raw["step"]), pressure_gradient=float(raw["pressure_gradient"])
-    )
-    return state, payload["meta"]
+    return ChannelState.from_dict(payload["state"], device, dtype), payload["meta"]

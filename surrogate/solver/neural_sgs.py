@@ -387,9 +387,10 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         (rates of :func:`linear_forcing_rates`, interpolated to the wall-normal faces for ``v``),
         for the profiles of :meth:`residual_stress_coefficient`."""
         n_stress = self._n_stress_profiles()
-        forces = [torch.zeros_like(u), torch.zeros_like(v), torch.zeros_like(w)]
         if n_stress:
             forces = list(super().residual_force(ops, u, v, w, coefficient[:n_stress]))
+        else:
+            forces = [torch.zeros_like(u), torch.zeros_like(v), torch.zeros_like(w)]
         if self.forcing_network is not None:
             fluctuations = [velocity - velocity.mean(dim=(0, 2), keepdim=True) for velocity in (u, v, w)]
             rate_u, rate_v, rate_w = linear_forcing_rates(ops, coefficient[n_stress:], *fluctuations)
