@@ -20,11 +20,15 @@ carried on with the closure being trained (spun up ``spin_up`` h/u_tau from trai
 then run on ``gap`` h/u_tau between unrolls, without gradients), and the loss is
 :func:`surrogate.losses.profile_error` of the statistics pooled over each unroll's snapshots
 against the long-time statistics of the training split (:func:`attractor_loss`): what the closure
-is trained for is then the statistics of its own developed LES.
+is trained for is then the statistics of its own developed LES. A short unroll's statistics are
+noisy, and so is a test loss made of a few of them; with ``select_hours`` the carried states run
+on that long after each epoch without gradients, and the closure kept is the one whose statistics
+pooled over that run are closest to the training split's (:meth:`_Attractor.selection_loss`):
+neither the gradient nor the choice sees the test split.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
-with the lowest test loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
+with the lowest test loss, or with ``select_hours`` the lowest selection loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
 ``checkpoint.pt`` (the last epoch, to ``--resume`` from; with ``mean_field`` the closure's
 mean-field part starts from :func:`surrogate.solver.neural_sgs.a_priori_mean_field_viscosity` of the
 training split's statistics), ``metrics.csv`` (epoch 0: the untrained
@@ -67,7 +71,7 @@ __all__ = [
     "unroll",
 ]
 
-METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "no_model_test_loss", "lr", "seconds")
+METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "select_loss", "no_model_test_loss", "lr", "seconds")
 
 
 class ClosureTrainingError(RuntimeError):
@@ -206,6 +210,7 @@ class _Attractor:
         settings = case.training
         self.solver, self.dt, self.target, self.settings = solver, dt, target, settings
         self.spin_up_steps, self.gap_steps = (round(hours / dt) for hours in (settings.spin_up, settings.gap))
+        self.select_snapshots = max(1, round(settings.select_hours / (dt * settings.steps_per_snapshot)))
         self.states: list[ChannelState] = []
 
     def settle(self, starts: list[ChannelState], solver: ChannelSolver | None = None) -> list[ChannelState]:
@@ -231,6 +236,24 @@ class _Attractor:
         if math.isfinite(value):
             self.states = ends
         return value
+
+    def selection_loss(self) -> float:
+        """Run the states on ``gap`` and then ``select_hours`` h/u_tau with the closure, without gradients
+        (the states move on to where they end); the loss of the statistics pooled over every snapshot of
+        the latter run against the training split's. NaN, and the states stay, where it is not finite."""
+        settings, reached, ends = self.settings, [], []
+        with torch.no_grad():
+            for state in self.states:
+                state = unroll(self.solver, state, self.gap_steps, self.dt, recompute=False)
+                for _ in range(self.select_snapshots):
+                    state = unroll(self.solver, state, settings.steps_per_snapshot, self.dt, recompute=False)
+                    reached.append(torch.stack(self.solver.ops.to_centres(state.u, state.v, state.w)))
+                ends.append(state)
+        loss = float(settings.statistics_weight * profile_error(pooled_statistics(torch.stack(reached)), self.target, settings.profile_weights)[0])
+        if not math.isfinite(loss):
+            return math.nan
+        self.states = ends
+        return loss
 
     def test_loss(self, solver: ChannelSolver, starts: list[ChannelState], target: PlaneStatistics) -> float:
         """The mean loss of one unroll after ``spin_up`` from each of ``starts`` with ``solver``."""
@@ -376,10 +399,19 @@ def train_closure(
     if attractor is not None and not attractor.states:
         starts = torch.linspace(0, len(train_set) - 1, settings.batch_size).round().long()
         attractor.states = attractor.settle([train_set[int(i)].initial for i in starts])
+    selecting = attractor is not None and settings.select_hours > 0
+
+    def scores() -> dict:
+        """The test loss and, when ``select_hours``, the selection loss of the closure as it is now."""
+        return {"test_loss": test_loss(solvers["closure"]), "select_loss": attractor.selection_loss() if selecting else ""}
+
+    def score(row: dict) -> float:
+        """What chooses ``closure.pt``: the selection loss, or else the test loss."""
+        return float(row["select_loss" if selecting else "test_loss"])
+
     if not rows:
-        rows = [{"epoch": 0, "train_loss": "", "test_loss": test_loss(solvers["closure"]),
-                 "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
-        best = float(rows[0]["test_loss"])
+        rows = [{"epoch": 0, "train_loss": "", **scores(), "no_model_test_loss": no_model, "lr": settings.lr, "seconds": 0.0}]
+        best = score(rows[0])
         closure.save(paths["closure.pt"])
     _write_metrics(paths["metrics.csv"], rows)
     log.info(
@@ -405,9 +437,9 @@ def train_closure(
                 ))
                 bar.update(len(batch))
             epoch += 1
-            tested = test_loss(solvers["closure"])
-            if tested < best:
-                best = tested
+            row = scores()
+            if score(row) < best:
+                best = score(row)
                 closure.save(paths["closure.pt"])
             carried = [] if attractor is None else [state.to_dict() for state in attractor.states]
             save_torch(
@@ -416,10 +448,11 @@ def train_closure(
                 paths["checkpoint.pt"],
             )
             finite = [value for value in losses if math.isfinite(value)]
-            rows.append({"epoch": epoch, "train_loss": sum(finite) / len(finite) if finite else math.nan, "test_loss": tested,
+            rows.append({"epoch": epoch, "train_loss": sum(finite) / len(finite) if finite else math.nan, **row,
                          "no_model_test_loss": no_model, "lr": settings.lr, "seconds": round(time.perf_counter() - started, 3)})
             _write_metrics(paths["metrics.csv"], rows)
-            bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {tested:.5f} (no model {no_model:.5f})")
+            selected = f", selection {row['select_loss']:.5f}" if selecting else ""
+            bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {row['test_loss']:.5f}{selected} (no model {no_model:.5f})")
     finally:
         bar.close()
     return paths["closure.pt"]

@@ -631,7 +631,10 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     case = _tiny_closure_case(tmp_path, "tiny_attractor", parts, epochs=1, samples=2)
     assert main(["closure", str(case), "training.start=attractor", "--quiet"]) == 2
     assert "field_weight: 0" in capsys.readouterr().err
-    attractor = ["training.start=attractor", "training.field_weight=0", "training.spin_up=0.05", "training.gap=0.02"]
+    assert main(["closure", str(case), "training.select_hours=1", "--quiet"]) == 2
+    assert "select_hours runs the carried LES states of start: attractor" in capsys.readouterr().err
+    attractor = ["training.start=attractor", "training.field_weight=0", "training.spin_up=0.05", "training.gap=0.02",
+                 "training.select_hours=0.04"]
     assert main(["closure", str(case), *attractor, "--quiet"]) == 0
     folder = tmp_path / "tiny_attractor"
     saved = torch.load(folder / "checkpoint.pt", weights_only=True)
@@ -641,5 +644,9 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
     assert all(0 < float(row["test_loss"]) < 10 and float(row["no_model_test_loss"]) > 0 for row in rows)
+    # closure.pt is chosen by the long run of the carried states, not by the test split
+    selection = [float(row["select_loss"]) for row in rows]
+    assert all(0 < value < 10 for value in selection)
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["best"] == pytest.approx(min(selection))
     trained = torch.load(folder / "checkpoint.pt", weights_only=True)["networks"]
     assert not torch.equal(trained["linear_forcing.head.bias"], start.forcing_network.head.bias.detach())

@@ -20,6 +20,7 @@ Example::
       start: filtered_dns       # or attractor: unroll from the closure LES's own developed states
       spin_up: 15.0             # attractor: h/u_tau the LES states run with the closure first
       gap: 1.0                  # attractor: h/u_tau they run on between two unrolls
+      select_hours: 0.0         # attractor: h/u_tau they run on after each epoch to choose closure.pt by
     output: runs/{name}
 """
 
@@ -83,6 +84,7 @@ class ClosureTrainingConfig(ConfigModel):
     start: Literal["filtered_dns", "attractor"] = "filtered_dns"
     spin_up: Float = 15.0
     gap: Float = 1.0
+    select_hours: Float = 0.0
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -104,7 +106,14 @@ class ClosureTrainingConfig(ConfigModel):
             all(weight >= 0 for weight in self.profile_weights.values()) and (not self.profile_weights or sum(self.profile_weights.values()) > 0),
             f"profile_weights must be >= 0 and not all 0, got {self.profile_weights}",
         )
-        require(self.spin_up >= 0 and self.gap >= 0, f"spin_up and gap must be >= 0 h/u_tau, got {self.spin_up}, {self.gap}")
+        require(
+            min(self.spin_up, self.gap, self.select_hours) >= 0,
+            f"spin_up, gap and select_hours must be >= 0 h/u_tau, got {self.spin_up}, {self.gap}, {self.select_hours}",
+        )
+        require(
+            self.start == "attractor" or self.select_hours == 0,
+            f"select_hours runs the carried LES states of start: attractor; got start: {self.start}",
+        )
         require(
             self.start == "filtered_dns" or (self.field_weight == 0 and self.statistics_weight > 0),
             f"start: attractor compares statistics only (the LES's own states have no filtered-DNS field to match): "

@@ -72,7 +72,6 @@ __all__ = [
 
 # the six independent components of a symmetric 3x3 tensor
 _SYM_PAIRS: tuple[tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-_ALL_PAIRS: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(3) for j in range(3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,8 +479,9 @@ class WALE(EddyViscosityModel, name="wale"):
     for any ``g``; Nicoud & Ducros' form in the invariants of ``S`` and ``Omega`` also assumes
     ``S_kk = 0``, which the discrete gradient satisfies only to the solver's tolerance.
 
-    Round-off guard: the ratio is homogeneous of degree one in ``g``, so it is computed for
-    ``g' = g / m`` with ``m = max_ij |g_ij|`` (entries of order one: no power of the gradient
+    Round-off guard: the ratio is homogeneous of degree one in ``(S, r)``, so it is computed for
+    ``S' = S / m`` and ``r' = r / m`` with ``m`` the largest magnitude of the six components of
+    ``S`` and the three of ``r`` at each point (entries of order one: no power of the gradient
     over- or underflows) and multiplied by ``m``. The denominator gets
     ``eps = torch.finfo(dtype).tiny`` (the smallest normal number, 2.2e-308 in float64) added,
     which only matters in the ``0/0`` case ``g = 0``, where it gives ``nu_t = 0``; for any
@@ -520,17 +520,19 @@ class WALE(EddyViscosityModel, name="wale"):
         torch.Tensor
             ``nu_t`` with shape ``g.shape[2:]``, in ``u_tau h``.
         """
-        # the ratio is homogeneous of degree one in g: evaluate it for g / max|g_ij| (entries of
-        # order one, so that no power over- or underflows) and rescale
-        scale = g[0][0].abs()
-        for i, j in _ALL_PAIRS[1:]:
-            scale.clamp_min_(g[i][j].abs())  # running maximum
-        safe_scale = torch.where(scale > 0, scale, 1.0)
-        g = [[g[i][j] / safe_scale for j in range(3)] for i in range(3)]
+        strain = _strain_components(g)
+        rotation = [(g[j][i] - g[i][j]).mul_(0.5) for i, j in ((1, 2), (2, 0), (0, 1))]
+        # the ratio is homogeneous of degree one in (S, r): evaluate it for (S, r) / m, m the
+        # largest magnitude of their nine components (entries of order one, so that no power
+        # over- or underflows), and rescale
+        scale = strain[0].abs()
+        for component in (*strain[1:], *rotation):
+            scale = torch.maximum(scale, component.abs())
+        inverse = torch.where(scale > 0, scale, 1.0).reciprocal_()
+        s11, s22, s33, s12, s13, s23 = s = [component * inverse for component in strain]
+        r1, r2, r3 = (component * inverse for component in rotation)
         # sym(g2) = S S + Omega Omega, where Omega_ij = (g_ij - g_ji) / 2 = -eps_ijk r_k gives
         # Omega Omega = r r^T - |r|^2 I, whose isotropic part drops out of S^d
-        s11, s22, s33, s12, s13, s23 = s = _strain_components(g)
-        r1, r2, r3 = ((g[j][i] - g[i][j]).mul_(0.5) for i, j in ((1, 2), (2, 0), (0, 1)))
         sd = _deviatoric_symmetric(
             [
                 _sum_of_products((s11, s11), (s12, s12), (s13, s13), (r1, r1)),
