@@ -28,7 +28,8 @@ neither the gradient nor the choice sees the test split.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
-with the lowest test loss, or with ``select_hours`` the lowest selection loss; ``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
+with the lowest test loss, or with ``select_hours`` the lowest selection loss;
+``sgs: {model: neural, parameters: {weights: .../closure.pt}}`` runs it),
 ``checkpoint.pt`` (the last epoch, to ``--resume`` from; with ``mean_field`` the closure's
 mean-field part starts from :func:`surrogate.solver.neural_sgs.a_priori_mean_field_viscosity` of the
 training split's statistics), ``metrics.csv`` (epoch 0: the untrained
@@ -249,7 +250,8 @@ class _Attractor:
                     state = unroll(self.solver, state, settings.steps_per_snapshot, self.dt, recompute=False)
                     reached.append(torch.stack(self.solver.ops.to_centres(state.u, state.v, state.w)))
                 ends.append(state)
-        loss = float(settings.statistics_weight * profile_error(pooled_statistics(torch.stack(reached)), self.target, settings.profile_weights)[0])
+        pooled = pooled_statistics(torch.stack(reached))
+        loss = float(settings.statistics_weight * profile_error(pooled, self.target, settings.profile_weights)[0])
         if not math.isfinite(loss):
             return math.nan
         self.states = ends

@@ -1,7 +1,9 @@
-"""Staggered operators: the eddy-viscous force against the discrete Laplacian and its dissipation."""
+"""Staggered operators: the eddy-viscous force against the discrete Laplacian and its dissipation;
+the LES step's evaluations of the subgrid model, and the compiled step against the eager one."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from surrogate.grid import ChannelGrid
@@ -77,19 +79,20 @@ class _Counting:
     """A subgrid model that counts its evaluations."""
 
     def __init__(self, model) -> None:
-        self.model, self.calls = model, 0
+        self.model, self.calls, self.fused = model, 0, model.fused
 
     def eddy_viscosity(self, ops, u, v, w, nu):
         self.calls += 1
         return self.model.eddy_viscosity(ops, u, v, w, nu)
 
 
-def test_an_adaptive_step_evaluates_the_model_three_times_and_matches_a_step_that_evaluates_it_afresh():
-    from surrogate.solver.sgs import WALE
+@pytest.mark.parametrize("name", ["wale", "smagorinsky"])  # nu_t apart from the substeps, and inside them
+def test_an_adaptive_step_evaluates_the_model_three_times_and_matches_a_step_that_evaluates_it_afresh(name):
+    from surrogate.solver.sgs import build_sgs_model
 
-    counted = _Counting(WALE(cw=0.5))
+    counted = _Counting(build_sgs_model(name))
     kept = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=counted)
-    fresh = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=WALE(cw=0.5))
+    fresh = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=build_sgs_model(name))
     a = b = kept.initial_condition("turbulent", seed=5, amplitude=1.0)
     for _ in range(4):
         dt = kept.stable_dt(a)  # its nu_t is the first substep's

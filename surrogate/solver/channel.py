@@ -207,7 +207,7 @@ class ChannelSolver:
         if compile:
             _allow_compiled_solvers()
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
-        # the model's nu_t (the time-step bound's is the first substep's) runs outside the substeps
+        # the model's nu_t for the time-step bound (the first substep's) runs outside the substeps
         self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
         self._mean_field_fn = getattr(sgs, "mean_field_viscosity", None)
         self._stress_coefficient_fn = getattr(sgs, "residual_stress_coefficient", None)
@@ -355,8 +355,7 @@ class ChannelSolver:
 
     def _pointwise_viscosity(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
         """The subgrid model's ``nu_t`` of staggered velocities, ``(nx, ny, nz)`` (``None`` as in
-        :meth:`eddy_viscosity`), compiled apart from the substeps: inside a substep's graph the
-        force's stencil would have each of its points recompute the model."""
+        :meth:`eddy_viscosity`), compiled apart from the substeps."""
         if self._sgs_fn is None:
             return None
         nu_t = self._sgs_fn(self.ops, u, v, w, self.nu)
@@ -432,7 +431,8 @@ class ChannelSolver:
 
     def _explicit_terms(self, u, v, w, nu_t=None, profiles=(None, None)):
         """Convection, wall-parallel molecular diffusion and the subgrid stress divergence
-        (``nu_t``: the model's pointwise viscosity at ``u, v, w``; ``profiles``: :meth:`wall_profiles`)."""
+        (``nu_t``: the model's pointwise viscosity at ``u, v, w``, evaluated here when ``None``;
+        ``profiles``: :meth:`wall_profiles`)."""
         conv_u, conv_v, conv_w = self.ops.convection(u, v, w)
         nu = self.nu
         terms = [
@@ -441,6 +441,8 @@ class ChannelSolver:
             conv_w + nu * self.ops.laplacian_xz(w),
         ]
         if self.sgs is not None:
+            if nu_t is None:
+                nu_t = self.sgs.eddy_viscosity(self.ops, u, v, w, nu)
             if nu_t is not None:
                 forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
                 terms = [term + force for term, force in zip(terms, forces)]
@@ -504,7 +506,10 @@ class ChannelSolver:
         profiles = self.wall_profiles() if profiles is None else profiles
         for stage, beta in enumerate(RK3_BETA):
             centre_inv, face_inv, response = self._implicit_operators(beta * dt * self.nu)
-            nu_t = self.eddy_viscosity(state) if stage == 0 else self._pointwise_viscosity(u, v, w)
+            if stage == 0:
+                nu_t = self.eddy_viscosity(state)
+            else:  # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
+                nu_t = None if getattr(self.sgs, "fused", True) else self._pointwise_viscosity(u, v, w)
             u, v, w, p, forcing, previous = self._substep_fn(
                 stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t, profiles
             )

@@ -290,9 +290,15 @@ class EddyViscosityModel(ABC):
     Subclasses name themselves in the class statement (``class WALE(EddyViscosityModel,
     name="wale")``: the registry name of :func:`build_sgs_model`, :data:`SGS_MODELS`, and the
     ``sgs.model`` of case files) and implement :meth:`eddy_viscosity` and :meth:`parameters`.
+
+    ``fused``: whether a compiled solver evaluates ``nu_t`` inside each substep's graph (the
+    default) or in a graph of its own. Fused, ``nu_t`` need not be stored, but the compiler may
+    recompute it at every point of the eddy-viscous force's stencil, which costs more than storing
+    it for a model with many products per point (WALE; ``benchmarks/README.md``).
     """
 
     name: str = ""
+    fused: bool = True
 
     def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
         """``class WALE(EddyViscosityModel, name="wale")`` joins :data:`SGS_MODELS` under ``name``."""
@@ -496,6 +502,7 @@ class WALE(EddyViscosityModel, name="wale"):
         turbulence); the smaller 0.325 is the value commonly used for wall-bounded flows.
     """
 
+    fused = False
 
     def __init__(self, cw: float = 0.325) -> None:
         self.cw = _positive_constant("WALE", "cw", cw)
@@ -527,7 +534,7 @@ class WALE(EddyViscosityModel, name="wale"):
         # over- or underflows), and rescale
         scale = strain[0].abs()
         for component in (*strain[1:], *rotation):
-            scale = torch.maximum(scale, component.abs())
+            scale.clamp_min_(component.abs())  # running maximum
         inverse = torch.where(scale > 0, scale, 1.0).reciprocal_()
         s11, s22, s33, s12, s13, s23 = s = [component * inverse for component in strain]
         r1, r2, r3 = (component * inverse for component in rotation)
