@@ -150,11 +150,20 @@ def attractor_loss(
     """The profile error of the statistics pooled over ``snapshots`` states, ``steps`` solver steps
     apart from ``state``, against ``target`` (e.g. :func:`pooled_statistics` of a long filtered-DNS
     record); returns the loss (0-d, with a graph to the closure) and the last state."""
+    reached, state = _snapshots(solver, state, snapshots, steps, dt, recompute)
+    return profile_error(pooled_statistics(torch.stack(reached)), target, profile_weights)[0], state
+
+
+def _snapshots(
+    solver: ChannelSolver, state: ChannelState, snapshots: int, steps: int, dt: float, recompute: bool
+) -> tuple[list[torch.Tensor], ChannelState]:
+    """The ``snapshots`` states ``steps`` solver steps apart from ``state``, each ``(3, nx, ny, nz)``
+    at the cell centres, and the last state."""
     reached = []
     for _ in range(snapshots):
         state = unroll(solver, state, steps, dt, recompute)
         reached.append(torch.stack(solver.ops.to_centres(state.u, state.v, state.w)))
-    return profile_error(pooled_statistics(torch.stack(reached)), target, profile_weights)[0], state
+    return reached, state
 
 
 def _detached(state: ChannelState) -> ChannelState:
@@ -246,10 +255,9 @@ class _Attractor:
         with torch.no_grad():
             for state in self.states:
                 state = unroll(self.solver, state, self.gap_steps, self.dt, recompute=False)
-                for _ in range(self.select_snapshots):
-                    state = unroll(self.solver, state, settings.steps_per_snapshot, self.dt, recompute=False)
-                    reached.append(torch.stack(self.solver.ops.to_centres(state.u, state.v, state.w)))
-                ends.append(state)
+                states, end = _snapshots(self.solver, state, self.select_snapshots, settings.steps_per_snapshot, self.dt, False)
+                reached += states
+                ends.append(end)
         pooled = pooled_statistics(torch.stack(reached))
         loss = float(settings.statistics_weight * profile_error(pooled, self.target, settings.profile_weights)[0])
         if not math.isfinite(loss):
