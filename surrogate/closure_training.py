@@ -24,7 +24,10 @@ is trained for is then the statistics of its own developed LES. A short unroll's
 noisy, and so is a test loss made of a few of them; with ``select_hours`` the carried states run
 on that long after each epoch without gradients, and the closure kept is the one whose statistics
 pooled over that run are closest to the training split's (:meth:`_Attractor.selection_loss`):
-neither the gradient nor the choice sees the test split.
+neither the gradient nor the choice sees the test split. The statistics a closure gives depend on
+the box as well as on the cell sizes; with ``start_fields`` each field file (a developed LES on
+another box with the dataset's wall-normal cells) carries one more LES state on its own grid, and
+the gradient and the choice weigh every grid's loss alike.
 
 ``surrogate closure CASE`` (:func:`train_closure`) trains on the windows of a filtered-DNS
 dataset (:mod:`surrogate.config.closure`) and writes to the run folder: ``closure.pt`` (the epoch
@@ -46,6 +49,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 import yaml
 from torch.utils.checkpoint import checkpoint
@@ -72,7 +76,7 @@ __all__ = [
     "unroll",
 ]
 
-METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "select_loss", "no_model_test_loss", "lr", "seconds")
+METRIC_COLUMNS = ("epoch", "train_loss", "test_loss", "select_loss", "select_loss_by_grid", "no_model_test_loss", "lr", "seconds")
 
 
 class ClosureTrainingError(RuntimeError):
@@ -207,63 +211,75 @@ def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm
     return float(loss.detach())
 
 
+@dataclass
+class _Carried:
+    """LES states carried on one grid, with the closure LES ``solver`` of that grid."""
+
+    solver: ChannelSolver
+    states: list[ChannelState]
+
+
 class _Attractor:
     """LES states carried on with the closure being trained (``training.start: attractor``).
 
-    ``states``: where they are; ``target``: the training split's pooled statistics. Each
-    :meth:`step` runs every state on ``gap`` steps without gradients, then takes one optimiser
-    step on the mean :func:`attractor_loss` of their unrolls; the states move on to the unrolls'
-    ends (back to where they were when the loss is not finite).
+    ``grids``: the states on each grid (the dataset's first, then one per ``start_fields`` file);
+    ``target``: the training split's pooled statistics. Each :meth:`step` runs every state on
+    ``gap`` steps without gradients, then takes one optimiser step on the mean over the grids of the
+    mean :func:`attractor_loss` of their unrolls; the states move on to the unrolls' ends (back to
+    where they were when the loss is not finite).
     """
 
-    def __init__(self, case: ClosureCase, solver: ChannelSolver, dt: float, target: PlaneStatistics) -> None:
+    def __init__(self, case: ClosureCase, grids: list[_Carried], dt: float, target: PlaneStatistics) -> None:
         settings = case.training
-        self.solver, self.dt, self.target, self.settings = solver, dt, target, settings
+        self.grids, self.dt, self.target, self.settings = grids, dt, target, settings
         self.spin_up_steps, self.gap_steps = (round(hours / dt) for hours in (settings.spin_up, settings.gap))
         self.select_snapshots = max(1, round(settings.select_hours / (dt * settings.steps_per_snapshot)))
-        self.states: list[ChannelState] = []
 
-    def settle(self, starts: list[ChannelState], solver: ChannelSolver | None = None) -> list[ChannelState]:
-        """``starts`` run ``spin_up`` h/u_tau with ``solver`` (the closure LES by default), no gradients."""
+    def settle(self, starts: list[ChannelState], solver: ChannelSolver) -> list[ChannelState]:
+        """``starts`` run ``spin_up`` h/u_tau with ``solver``, no gradients."""
         with torch.no_grad():
-            return [unroll(solver or self.solver, state, self.spin_up_steps, self.dt, recompute=False) for state in starts]
+            return [unroll(solver, state, self.spin_up_steps, self.dt, recompute=False) for state in starts]
 
     def loss(self, solver: ChannelSolver, state: ChannelState, target: PlaneStatistics, recompute: bool) -> tuple[torch.Tensor, ChannelState]:
         settings = self.settings
         return attractor_loss(solver, state, settings.snapshots, settings.steps_per_snapshot, self.dt, target,
                               recompute, settings.profile_weights)
 
+    def _gap(self, grid: _Carried, state: ChannelState) -> ChannelState:
+        with torch.no_grad():
+            return unroll(grid.solver, state, self.gap_steps, self.dt, recompute=False)
+
     def step(self, optimizer: torch.optim.Optimizer) -> float:
         optimizer.zero_grad(set_to_none=True)
         losses, ends = [], []
-        for state in self.states:
-            with torch.no_grad():
-                state = unroll(self.solver, state, self.gap_steps, self.dt, recompute=False)
-            loss, end = self.loss(self.solver, state, self.target, self.settings.recompute)
-            losses.append(self.settings.statistics_weight * loss)
-            ends.append(_detached(end))
-        value = _descend(optimizer, torch.stack(losses).mean(), self.settings.max_grad_norm)
+        for grid in self.grids:
+            reached = [self.loss(grid.solver, self._gap(grid, state), self.target, self.settings.recompute) for state in grid.states]
+            losses.append(torch.stack([loss for loss, _ in reached]).mean())
+            ends.append([_detached(end) for _, end in reached])
+        value = _descend(optimizer, self.settings.statistics_weight * torch.stack(losses).mean(), self.settings.max_grad_norm)
         if math.isfinite(value):
-            self.states = ends
+            for grid, states in zip(self.grids, ends):
+                grid.states = states
         return value
 
-    def selection_loss(self) -> float:
+    def selection_loss(self) -> list[float]:
         """Run the states on ``gap`` and then ``select_hours`` h/u_tau with the closure, without gradients
-        (the states move on to where they end); the loss of the statistics pooled over every snapshot of
-        the latter run against the training split's. NaN, and the states stay, where it is not finite."""
-        settings, reached, ends = self.settings, [], []
+        (the states move on to where they end); for each grid, the loss of the statistics pooled over
+        every snapshot of the latter run against the training split's. All NaN, and the states stay,
+        where one is not finite."""
+        settings, losses, ends = self.settings, [], []
         with torch.no_grad():
-            for state in self.states:
-                state = unroll(self.solver, state, self.gap_steps, self.dt, recompute=False)
-                states, end = _snapshots(self.solver, state, self.select_snapshots, settings.steps_per_snapshot, self.dt, False)
-                reached += states
-                ends.append(end)
-        pooled = pooled_statistics(torch.stack(reached))
-        loss = float(settings.statistics_weight * profile_error(pooled, self.target, settings.profile_weights)[0])
-        if not math.isfinite(loss):
-            return math.nan
-        self.states = ends
-        return loss
+            for grid in self.grids:
+                runs = [_snapshots(grid.solver, self._gap(grid, state), self.select_snapshots, settings.steps_per_snapshot, self.dt, False)
+                        for state in grid.states]
+                pooled = pooled_statistics(torch.stack([snapshot for reached, _ in runs for snapshot in reached]))
+                losses.append(float(settings.statistics_weight * profile_error(pooled, self.target, settings.profile_weights)[0]))
+                ends.append([end for _, end in runs])
+        if not all(math.isfinite(loss) for loss in losses):
+            return [math.nan] * len(losses)
+        for grid, states in zip(self.grids, ends):
+            grid.states = states
+        return losses
 
     def test_loss(self, solver: ChannelSolver, starts: list[ChannelState], target: PlaneStatistics) -> float:
         """The mean loss of one unroll after ``spin_up`` from each of ``starts`` with ``solver``."""
@@ -302,6 +318,27 @@ def _solvers(case: ClosureCase, closure: NeuralEddyViscosity, train) -> dict[str
         )
         for label, sgs in (("closure", closure), ("none", None))
     }
+
+
+def _start_field(path: str, solver: ChannelSolver) -> tuple[ChannelSolver, ChannelState]:
+    """The LES with ``solver``'s closure, physics and flow rate on the grid of the field file ``path``,
+    and the state of its last snapshot (``training.start_fields``)."""
+    from .fields import FieldError, grid_of, open_fields
+
+    try:
+        ds = open_fields(path)
+    except (FieldError, OSError) as exc:
+        raise ConfigError(f"training.start_fields: {exc}") from None
+    grid = grid_of(ds)
+    if grid.ny != solver.grid.ny or not np.allclose(grid.y_faces, solver.grid.y_faces, rtol=0, atol=1e-10):
+        raise ConfigError(
+            f"training.start_fields: {path} has {grid.ny} wall-normal cells stretched {grid.stretching:g}, the dataset "
+            f"{solver.grid.ny} stretched {solver.grid.stretching:g}: the statistics it is trained for are profiles on "
+            f"the dataset's wall-normal cells"
+        )
+    les = ChannelSolver(grid, solver.re_tau, "constant_flow_rate", bulk_velocity=solver.bulk_velocity, sgs=solver.sgs,
+                        device=solver.device, dtype=solver.dtype)
+    return les, les.from_dataset(ds[["u", "v", "w"]].load())
 
 
 def _mean_loss(solver: ChannelSolver, samples: list[ClosureSample], dt: float, case: ClosureCase) -> float:
@@ -366,18 +403,21 @@ def train_closure(
     n_test = min(settings.test_samples, len(test_set))
     test = [test_set[int(i)] for i in torch.linspace(0, len(test_set) - 1, n_test).round().long()]
     dt = train_set.windows.dt / settings.steps_per_snapshot
+    others = [_start_field(path, solvers["closure"]) for path in settings.start_fields]
     with torch.no_grad():
-        limit = min(solvers["closure"].stable_dt(sample.initial, cfl=1.0) for sample in test)
+        limit = min([solvers["closure"].stable_dt(sample.initial, cfl=1.0) for sample in test]
+                    + [les.stable_dt(state, cfl=1.0) for les, state in others])
     if dt > limit:
         raise ConfigError(
             f"training.steps_per_snapshot = {settings.steps_per_snapshot} gives dt = {dt:.4g} h/u_tau, past the "
-            f"solver's stability limit {limit:.4g} on the test states; use at least "
+            f"solver's stability limit {limit:.4g} on the test states and start fields; use at least "
             f"{math.ceil(train_set.windows.dt / limit)}"
         )
     attractor = None
     if settings.start == "attractor":
         targets = {split: pooled_statistics(_split_states(case.dataset, split, dtype)) for split in ("train", "test")}
-        attractor = _Attractor(case, solvers["closure"], dt, targets["train"])
+        grids = [_Carried(solver, []) for solver in (solvers["closure"], *(les for les, _ in others))]
+        attractor = _Attractor(case, grids, dt, targets["train"])
         test_starts = [sample.initial for sample in test]
 
     def test_loss(solver: ChannelSolver) -> float:
@@ -397,8 +437,11 @@ def train_closure(
         torch.set_rng_state(saved["rng"])
         epoch, best = int(saved["epoch"]), float(saved["best"])
         if attractor is not None:
-            attractor.states = [ChannelState.from_dict(held, solvers["closure"].device, solvers["closure"].dtype)
-                                for held in saved["carried"]]
+            carried = saved["carried"]
+            if carried and isinstance(carried[0], dict):  # a checkpoint of the dataset grid's states alone
+                carried = [carried]
+            for grid, held in zip(attractor.grids, carried):
+                grid.states = [ChannelState.from_dict(state, grid.solver.device, grid.solver.dtype) for state in held]
         rows = _read_metrics(paths["metrics.csv"], epoch)
         log.info(f"{case.name}: resuming after epoch {epoch}")
     else:
@@ -406,14 +449,20 @@ def train_closure(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "case.yaml").write_text(yaml.safe_dump(dump_config(case), sort_keys=False))
     no_model = test_loss(solvers["none"])
-    if attractor is not None and not attractor.states:
-        starts = torch.linspace(0, len(train_set) - 1, settings.batch_size).round().long()
-        attractor.states = attractor.settle([train_set[int(i)].initial for i in starts])
+    if attractor is not None:
+        picks = torch.linspace(0, len(train_set) - 1, settings.batch_size).round().long()
+        starts = [[train_set[int(i)].initial for i in picks], *([state] for _, state in others)]
+        for grid, first in zip(attractor.grids, starts):
+            if not grid.states:
+                grid.states = attractor.settle(first, grid.solver)
     selecting = attractor is not None and settings.select_hours > 0
 
     def scores() -> dict:
-        """The test loss and, when ``select_hours``, the selection loss of the closure as it is now."""
-        return {"test_loss": test_loss(solvers["closure"]), "select_loss": attractor.selection_loss() if selecting else ""}
+        """The test loss and, when ``select_hours``, the selection loss of the closure as it is now (the
+        mean over the grids of each grid's)."""
+        by_grid = attractor.selection_loss() if selecting else []
+        return {"test_loss": test_loss(solvers["closure"]), "select_loss": sum(by_grid) / len(by_grid) if by_grid else "",
+                "select_loss_by_grid": " ".join(f"{loss:.6g}" for loss in by_grid)}
 
     def score(row: dict) -> float:
         """What chooses ``closure.pt``: the selection loss, or else the test loss."""
@@ -438,7 +487,7 @@ def train_closure(
             for k in range(0, len(order), settings.batch_size):
                 if attractor is not None:
                     losses.append(attractor.step(optimizer))
-                    bar.update(len(attractor.states))
+                    bar.update(settings.batch_size)
                     continue
                 batch = [train_set[i] for i in order[k : k + settings.batch_size]]
                 losses.append(train_closure_step(
@@ -451,7 +500,7 @@ def train_closure(
             if score(row) < best:
                 best = score(row)
                 closure.save(paths["closure.pt"])
-            carried = [] if attractor is None else [state.to_dict() for state in attractor.states]
+            carried = [] if attractor is None else [[state.to_dict() for state in grid.states] for grid in attractor.grids]
             save_torch(
                 {"networks": closure.networks().state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                  "epoch": epoch, "best": best, "carried": carried},
@@ -462,6 +511,8 @@ def train_closure(
                          "no_model_test_loss": no_model, "lr": settings.lr, "seconds": round(time.perf_counter() - started, 3)})
             _write_metrics(paths["metrics.csv"], rows)
             selected = f", selection {row['select_loss']:.5f}" if selecting else ""
+            if selecting and len(attractor.grids) > 1:
+                selected += f" (by grid {row['select_loss_by_grid']})"
             bar.write(f"epoch {epoch}/{settings.epochs}: train {rows[-1]['train_loss']:.5f}, test {row['test_loss']:.5f}{selected} (no model {no_model:.5f})")
     finally:
         bar.close()

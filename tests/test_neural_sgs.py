@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -632,13 +633,13 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     assert main(["closure", str(case), "training.start=attractor", "--quiet"]) == 2
     assert "field_weight: 0" in capsys.readouterr().err
     assert main(["closure", str(case), "training.select_hours=1", "--quiet"]) == 2
-    assert "select_hours runs the carried LES states of start: attractor" in capsys.readouterr().err
+    assert "select_hours and start_fields carry LES states, which start: attractor does" in capsys.readouterr().err
     attractor = ["training.start=attractor", "training.field_weight=0", "training.spin_up=0.05", "training.gap=0.02",
                  "training.select_hours=0.04"]
     assert main(["closure", str(case), *attractor, "--quiet"]) == 0
     folder = tmp_path / "tiny_attractor"
     saved = torch.load(folder / "checkpoint.pt", weights_only=True)
-    carried = saved["carried"]  # the LES states the next epoch goes on from
+    (carried,) = saved["carried"]  # the LES states of the dataset grid the next epoch goes on from
     assert len(carried) == 2 and carried[0]["v"].shape[1] == carried[0]["u"].shape[1] + 1 and carried[0]["time"] > 0
     assert main(["closure", str(case), *attractor, "training.epochs=2", "--resume", "--quiet"]) == 0
     rows = list(csv.DictReader(open(folder / "metrics.csv")))
@@ -650,3 +651,49 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["best"] == pytest.approx(min(selection))
     trained = torch.load(folder / "checkpoint.pt", weights_only=True)["networks"]
     assert not torch.equal(trained["linear_forcing.head.bias"], start.forcing_network.head.bias.detach())
+
+
+def _start_field(tmp_path, name: str, tiles: int, ny: int | None = None):
+    """A field file on the tiny dataset's grid repeated ``tiles`` times in x (a box ``tiles`` times as
+    long), from the last state of the dataset's test split (the other trajectory: the training split's
+    states are one field moved along x); with ``ny``, on that many wall-normal cells."""
+    from dataclasses import replace as replaced
+
+    from surrogate.evaluation import open_run
+    from surrogate.fields import grid_of, make_fields, write_fields
+
+    record = open_run(str(tmp_path / "dataset"), split="test").isel(time=-1)
+    grid = grid_of(record)
+    grid = replaced(grid, nx=tiles * grid.nx, lx=tiles * grid.lx, ny=ny or grid.ny)
+    u, v, w = (np.resize(np.tile(record[c].values, (tiles, 1, 1)), grid.shape) for c in "uvw")
+    return write_fields(make_fields(grid, u, v, w, re_tau=100.0, time=0.0), tmp_path / name)
+
+
+def test_surrogate_closure_carries_and_selects_on_a_second_grid_from_a_start_field(tmp_path, capsys) -> None:
+    """``training.start_fields``: a box twice as long carries one more LES state; the selection loss is
+    the mean of the two grids', and the checkpoint holds each grid's states to resume from."""
+    import csv
+
+    from surrogate.cli import main
+
+    parts = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true}"
+    case = _tiny_closure_case(tmp_path, "tiny_two_grids", parts, epochs=1, samples=2)
+    long_box, other_cells = _start_field(tmp_path, "long.nc", tiles=2), _start_field(tmp_path, "coarse_y.nc", tiles=1, ny=7)
+    attractor = ["training.start=attractor", "training.field_weight=0", "training.spin_up=0.05", "training.gap=0.02",
+                 "training.select_hours=0.04"]
+    assert main(["closure", str(case), *attractor, "training.start_fields=[missing.nc]", "--quiet"]) == 2
+    assert "training.start_fields: missing.nc is not a file" in capsys.readouterr().err
+    assert main(["closure", str(case), *attractor, f"training.start_fields=[{other_cells}]", "--quiet"]) == 2
+    assert "has 7 wall-normal cells" in capsys.readouterr().err
+    assert main(["closure", str(case), *attractor, f"training.start_fields=[{long_box}]", "--quiet"]) == 0
+    folder = tmp_path / "tiny_two_grids"
+    dataset_grid, long_grid = torch.load(folder / "checkpoint.pt", weights_only=True)["carried"]
+    assert len(dataset_grid) == 2 and len(long_grid) == 1
+    assert long_grid[0]["u"].shape[0] == 2 * dataset_grid[0]["u"].shape[0] and long_grid[0]["time"] > 0
+    assert main(["closure", str(case), *attractor, f"training.start_fields=[{long_box}]", "training.epochs=2", "--resume", "--quiet"]) == 0
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    for row in rows:
+        by_grid = [float(value) for value in row["select_loss_by_grid"].split()]
+        assert len(by_grid) == 2 and by_grid[0] != by_grid[1]
+        assert float(row["select_loss"]) == pytest.approx(sum(by_grid) / 2)

@@ -21,6 +21,7 @@ Example::
       spin_up: 15.0             # attractor: h/u_tau the LES states run with the closure first
       gap: 1.0                  # attractor: h/u_tau they run on between two unrolls
       select_hours: 0.0         # attractor: h/u_tau they run on after each epoch to choose closure.pt by
+      start_fields: []          # attractor: field files on other grids, each carrying one more LES state
     output: runs/{name}
 """
 
@@ -28,12 +29,13 @@ from __future__ import annotations
 
 import math
 from os import PathLike
+from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
 from ..closure_parts import CLOSURE_PARTS, ClosurePart
-from .base import ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
+from .base import ConfigError, ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = ["CLOSURE_PARTS", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
 
@@ -85,6 +87,11 @@ class ClosureTrainingConfig(ConfigModel):
     spin_up: Float = 15.0
     gap: Float = 1.0
     select_hours: Float = 0.0
+    start_fields: list[str] = Field(default_factory=list)
+    """``start: attractor``: field files (e.g. a developed LES on a larger box) whose last snapshot each
+    starts one more carried LES state, on the file's own grid (the dataset's wall-normal cells, any
+    horizontal box and cells). The loss and the selection weigh each grid alike: the closure is
+    trained and chosen for every grid at once."""
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -111,8 +118,8 @@ class ClosureTrainingConfig(ConfigModel):
             f"spin_up, gap and select_hours must be >= 0 h/u_tau, got {self.spin_up}, {self.gap}, {self.select_hours}",
         )
         require(
-            self.start == "attractor" or self.select_hours == 0,
-            f"select_hours runs the carried LES states of start: attractor; got start: {self.start}",
+            self.start == "attractor" or (self.select_hours == 0 and not self.start_fields),
+            f"select_hours and start_fields carry LES states, which start: attractor does; got start: {self.start}",
         )
         require(
             self.start == "filtered_dns" or (self.field_weight == 0 and self.statistics_weight > 0),
@@ -155,4 +162,9 @@ def load_closure_case(path: str | PathLike[str] | Mapping[str, Any], overrides: 
     case.dataset = str(resolve_path(case.dataset, base))
     if case.closure.weights is not None:  # a path next to the case file, else as given (or a shipped name)
         case.closure.weights = str(resolve_path(case.closure.weights, base))
+    case.training.start_fields = [str(resolve_path(item, base)) for item in case.training.start_fields]
+    missing = [item for item in case.training.start_fields if not Path(item).is_file()]
+    if missing:
+        origin = path if isinstance(path, (str, PathLike)) else "<mapping>"
+        raise ConfigError(f"{origin}: training.start_fields: {', '.join(missing)} is not a file (expected a field netCDF file)")
     return case
