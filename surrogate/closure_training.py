@@ -482,19 +482,20 @@ def train_closure(
     try:
         while epoch < settings.epochs:
             started = time.perf_counter()
-            order = torch.randperm(len(train_set))[: settings.samples_per_epoch].tolist()
             losses = []
-            for k in range(0, len(order), settings.batch_size):
-                if attractor is not None:
+            if attractor is not None:  # the carried states, not drawn windows, start each unroll
+                for _ in range(0, settings.samples_per_epoch, settings.batch_size):
                     losses.append(attractor.step(optimizer))
                     bar.update(settings.batch_size)
-                    continue
-                batch = [train_set[i] for i in order[k : k + settings.batch_size]]
-                losses.append(train_closure_step(
-                    solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute,
-                    settings.max_grad_norm, settings.field_weight, settings.profile_weights,
-                ))
-                bar.update(len(batch))
+            else:
+                order = torch.randperm(len(train_set))[: settings.samples_per_epoch].tolist()
+                for k in range(0, len(order), settings.batch_size):
+                    batch = [train_set[i] for i in order[k : k + settings.batch_size]]
+                    losses.append(train_closure_step(
+                        solvers["closure"], batch, optimizer, dt, settings.statistics_weight, settings.recompute,
+                        settings.max_grad_norm, settings.field_weight, settings.profile_weights,
+                    ))
+                    bar.update(len(batch))
             epoch += 1
             row = scores()
             if score(row) < best:
