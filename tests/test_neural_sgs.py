@@ -25,20 +25,26 @@ def _start(solver: ChannelSolver):
     return solver.initial_condition("turbulent", seed=2, amplitude=0.5)
 
 
-def _assert_the_no_model_les(closure: NeuralEddyViscosity, steps: int) -> None:
-    """``steps`` LES steps with ``closure`` equal those of the no-model LES bit for bit."""
+def _assert_the_no_model_les(closure: NeuralEddyViscosity, steps: int, *, exact: bool = True) -> None:
+    """``steps`` LES steps with ``closure`` equal those of the no-model LES bit for bit, or with
+    ``exact=False`` to round-off (relative 1e-13; a closure with a pointwise ``nu_t`` sums its
+    stress into the convective flux before differencing, which rounds differently)."""
     plain, learned = _solver(None), _solver(closure)
     a, b = _start(plain), _start(learned)
     for _ in range(steps):
         a, b = plain.step(a, DT), learned.step(b, DT)
     for name in ("u", "v", "w", "p"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+        expected, actual = getattr(a, name), getattr(b, name).detach()
+        if exact:
+            assert torch.equal(expected, actual), name
+        else:
+            assert float((actual - expected).abs().max()) < 1e-13 * float(expected.abs().max()), name
 
 
-def test_a_zero_network_is_the_no_model_les_bit_for_bit() -> None:
+def test_a_zero_network_is_the_no_model_les_to_round_off() -> None:
     closure = NeuralEddyViscosity()
     torch.nn.init.zeros_(closure.network.head.bias)
-    _assert_the_no_model_les(closure, steps=5)
+    _assert_the_no_model_les(closure, steps=5, exact=False)
 
 
 def test_nu_t_is_non_negative_and_starts_as_damped_smagorinsky() -> None:

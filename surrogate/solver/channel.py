@@ -147,8 +147,8 @@ class ChannelSolver:
         A subgrid-scale eddy-viscosity model (an object with
         ``eddy_viscosity(ops, u, v, w, nu) -> nu_t`` giving ``nu_t >= 0`` at cell centres, see
         :mod:`surrogate.solver.sgs`), or ``None`` for DNS. Its stress ``2 nu_t S`` enters the
-        momentum equations explicitly through
-        :meth:`~surrogate.solver.operators.StaggeredOperators.eddy_viscous_force`; a model whose
+        momentum equations explicitly, summed into the convective flux
+        (:meth:`~surrogate.solver.operators.StaggeredOperators.explicit_momentum`); a model whose
         ``eddy_viscosity`` returns ``None`` has no pointwise part, and one with a
         ``mean_field_viscosity(ops, nu)`` adds the stress of that ``nu_T(y)`` on the mean shear
         (:meth:`~surrogate.solver.operators.StaggeredOperators.mean_shear_force`), and one with a
@@ -433,19 +433,11 @@ class ChannelSolver:
         """Convection, wall-parallel molecular diffusion and the subgrid stress divergence
         (``nu_t``: the model's pointwise viscosity at ``u, v, w``, evaluated here when ``None``;
         ``profiles``: :meth:`wall_profiles`)."""
-        conv_u, conv_v, conv_w = self.ops.convection(u, v, w)
         nu = self.nu
-        terms = [
-            conv_u + nu * self.ops.laplacian_xz(u),
-            conv_v + nu * self.ops.laplacian_xz(v),
-            conv_w + nu * self.ops.laplacian_xz(w),
-        ]
+        if self.sgs is not None and nu_t is None:
+            nu_t = self.sgs.eddy_viscosity(self.ops, u, v, w, nu)
+        terms = list(self.ops.explicit_momentum(u, v, w, nu, nu_t))
         if self.sgs is not None:
-            if nu_t is None:
-                nu_t = self.sgs.eddy_viscosity(self.ops, u, v, w, nu)
-            if nu_t is not None:
-                forces = self.ops.eddy_viscous_force(nu_t, u, v, w)
-                terms = [term + force for term, force in zip(terms, forces)]
             nu_mean, coefficient = profiles
             if nu_mean is not None:
                 terms[0] = terms[0] + self.ops.mean_shear_force(nu_mean, u)

@@ -13,7 +13,8 @@ perceptron of three invariants ``q``:
 
 Squaring ``c`` makes ``nu_t >= 0``, so the model only dissipates resolved energy
 (``2 nu_t S_ij S_ij >= 0``), and a network whose last layer is zero gives ``nu_t = 0`` exactly
-(the no-model LES, bit for bit). The damping keeps ``nu_t`` from limiting the explicit time step
+(the no-model LES, to round-off: the LES sums the eddy-viscous flux into the convective one before
+differencing). The damping keeps ``nu_t`` from limiting the explicit time step
 at the wall. The last layer starts at zero weights and bias ``cs``, i.e. the Smagorinsky model
 with ``C_s = cs`` and this damping, which training through the solver then corrects
 (:mod:`surrogate.closure_training`). Every operation is differentiable with torch autograd, on

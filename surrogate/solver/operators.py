@@ -222,6 +222,68 @@ class StaggeredOperators:
         )
         return force_u, self.pad_faces(force_v), force_w
 
+    def explicit_momentum(
+        self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu: float, nu_t: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The solver's explicit terms at the u, v and w points as the divergence of one momentum flux.
+
+        Equal, to round-off, to :meth:`convection` plus ``nu`` times :meth:`laplacian_xz` plus (with
+        ``nu_t``) :meth:`eddy_viscous_force`. Each of those is the difference of a flux that lies on the
+        same points (the convective products, ``nu`` times the wall-parallel velocity differences and
+        ``2 nu_t S_ij``), so the three fluxes are summed first and differenced once: one divergence
+        instead of three, with the strain components shared between the molecular and the eddy-viscous
+        fluxes.
+
+        ``nu``: molecular viscosity in u_tau h; ``nu_t``: cell-centred eddy viscosity ``(nx, ny, nz)``
+        in u_tau h, or ``None`` for none.
+        """
+        if nu_t is None:  # compiled, the sum of the two terms is the faster form here
+            conv = self.convection(u, v, w)
+            return tuple(term + nu * self.laplacian_xz(a) for term, a in zip(conv, (u, v, w)))
+        dx, dz = self.dx, self.dz
+        v_x = 0.5 * (v + _east(v, 0))  # (i+1/2, j_f, k)
+        v_z = 0.5 * (v + _east(v, 2))  # (i, j_f, k+1/2)
+        du_dx = (u - _west(u, 0)) / dx  # centres
+        dw_dz = (w - _west(w, 2)) / dz  # centres
+        du_dz = (_east(u, 2) - u) / dz  # (i+1/2, j, k+1/2)
+        dw_dx = (_east(w, 0) - w) / dx  # (i+1/2, j, k+1/2)
+        dv_dx = (_east(v, 0) - v) / dx  # (i+1/2, j_f, k)
+        dv_dz = (_east(v, 2) - v) / dz  # (i, j_f, k+1/2)
+        # the eddy viscosity on the edges, zero on the wall edges (as in eddy_viscous_force)
+        wall = torch.zeros_like(nu_t[:, :1])
+        nu_faces = torch.cat([wall, self.y_average(nu_t), wall], dim=1)
+        nu_xy = 0.5 * (nu_faces + _east(nu_faces, 0))
+        nu_yz = 0.5 * (nu_faces + _east(nu_faces, 2))
+        nu_xz = 0.25 * (nu_t + _east(nu_t, 0) + _east(nu_t, 2) + _east(_east(nu_t, 0), 2))
+        t_xy = nu_xy * (self.ddy_at_faces(u) + dv_dx)  # 2 nu_t S_xy on all ny + 1 faces
+        t_yz = nu_yz * (self.ddy_at_faces(w) + dv_dz)
+        t_xz = nu_xz * (du_dz + dw_dx)
+        uw = 0.5 * (u + _east(u, 2)) * 0.5 * (w + _east(w, 0))  # (i+1/2, j, k+1/2)
+
+        # convective flux, less the molecular wall-parallel and the eddy-viscous ones
+        f_xx = (0.5 * (u + _west(u, 0))) ** 2 - (nu + 2 * nu_t) * du_dx
+        f_zz = (0.5 * (w + _west(w, 2))) ** 2 - (nu + 2 * nu_t) * dw_dz
+        f_yy = (0.5 * (v[:, 1:] + v[:, :-1])) ** 2 - 2 * nu_t * (v[:, 1:] - v[:, :-1]) * self.inv_dy
+        f_xz_u = uw - nu * du_dz - t_xz
+        f_xz_w = uw - nu * dw_dx - t_xz
+        f_xy_u = self.pad_faces(v_x[:, 1:-1] * self.y_average(u)) - t_xy
+        f_yz_w = self.pad_faces(v_z[:, 1:-1] * self.y_average(w)) - t_yz
+        f_xy_v = (self.y_volume_average(u) * v_x[:, 1:-1] - nu * dv_dx[:, 1:-1]) - t_xy[:, 1:-1]
+        f_yz_v = (self.y_volume_average(w) * v_z[:, 1:-1] - nu * dv_dz[:, 1:-1]) - t_yz[:, 1:-1]
+
+        term_u = -(
+            (_east(f_xx, 0) - f_xx) / dx + (f_xy_u[:, 1:] - f_xy_u[:, :-1]) * self.inv_dy + (f_xz_u - _west(f_xz_u, 2)) / dz
+        )
+        term_w = -(
+            (f_xz_w - _west(f_xz_w, 0)) / dx + (f_yz_w[:, 1:] - f_yz_w[:, :-1]) * self.inv_dy + (_east(f_zz, 2) - f_zz) / dz
+        )
+        term_v = -(
+            (f_xy_v - _west(f_xy_v, 0)) / dx
+            + (f_yy[:, 1:] - f_yy[:, :-1]) * self.inv_dyc
+            + (f_yz_v - _west(f_yz_v, 2)) / dz
+        )
+        return term_u, self.pad_faces(term_v), term_w
+
     def stress_divergence(self, tau) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``d tau_ij / dx_j`` at the u, v and w points for a symmetric stress at the cell centres.
 
