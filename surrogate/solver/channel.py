@@ -201,12 +201,12 @@ class ChannelSolver:
         self.centre_y = EigenOperator(*centre_dirichlet_operator(grid), device=self.device, dtype=dtype)
         self.face_y = EigenOperator(*face_dirichlet_operator(grid), device=self.device, dtype=dtype)
         self._ones = torch.ones(grid.ny, 1, device=self.device, dtype=dtype)
-        self._implicit_cache: dict[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._eddy_viscosity_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.compiled = compile
         if compile:
             _allow_compiled_solvers()
         self._substep_fn = torch.compile(self._substep, dynamic=False) if compile else self._substep
+        self._rates_fn = torch.compile(self._rates, dynamic=False) if compile else self._rates
         # the model's nu_t for the time-step bound (the first substep's) runs outside the substeps
         self._sgs_fn = None if sgs is None else torch.compile(sgs.eddy_viscosity, dynamic=False) if compile else sgs.eddy_viscosity
         self._mean_field_fn = getattr(sgs, "mean_field_viscosity", None)
@@ -367,6 +367,18 @@ class ChannelSolver:
         """The subgrid model's mean-field ``nu_T`` on the faces, ``(1, ny + 1, 1)`` (``None`` without one)."""
         return None if self._mean_field_fn is None else self._mean_field_fn(self.ops, self.nu)
 
+    def _rates(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu_t: torch.Tensor | None) -> torch.Tensor:
+        """The largest convective rate ``|u|/dx + |v|/dy + |w|/dz`` and eddy-viscous diffusion rate
+        ``nu_t (4/dx^2 + 4/dy^2 + 4/dz^2)`` over the cells (0 without ``nu_t``), in u_tau/h, as one
+        ``(2,)`` tensor (compiled with the substeps: one read of the field and one transfer)."""
+        ops = self.ops
+        uc, vc, wc = ops.to_centres(u, v, w)
+        rate = (uc.abs() / ops.dx + vc.abs() * ops.inv_dy + wc.abs() / ops.dz).amax()
+        if nu_t is None:
+            return torch.stack([rate, torch.zeros_like(rate)])
+        eddy = (nu_t.detach() * (4.0 / ops.dx**2 + 4.0 / ops.dz**2 + 4.0 * ops.inv_dy**2)).amax()
+        return torch.stack([rate, eddy])
+
     def stable_dt(self, state: ChannelState, cfl: float | None = None, *, profiles: WallProfiles | None = None) -> float:
         """Largest time step allowed by the convective CFL number and the explicit diffusion.
 
@@ -377,18 +389,13 @@ class ChannelSolver:
         """
         cfl = self.cfl if cfl is None else cfl
         ops = self.ops
-        uc, vc, wc = ops.to_centres(state.u, state.v, state.w)
-        rate = float((uc.abs() / ops.dx + vc.abs() * ops.inv_dy + wc.abs() / ops.dz).max())
+        rate, eddy_diffusion = self._rates_fn(state.u, state.v, state.w, self.eddy_viscosity(state)).tolist()
         if not math.isfinite(rate):
             raise SolverDivergedError(
                 f"the velocity field became non-finite at t = {state.time:.6g} (step {state.step}); "
                 "reduce the time step or CFL number, or check the resolution"
             )
-        wall_parallel = 4.0 / ops.dx**2 + 4.0 / ops.dz**2
-        diffusion = self.nu * wall_parallel
-        nu_t = self.eddy_viscosity(state)
-        if nu_t is not None:
-            diffusion = float((nu_t * (wall_parallel + 4.0 * ops.inv_dy**2)).max()) + diffusion
+        diffusion = self.nu * (4.0 / ops.dx**2 + 4.0 / ops.dz**2) + eddy_diffusion
         nu_mean = self.mean_field_viscosity() if profiles is None else profiles[0]
         if nu_mean is not None:  # explicit y-diffusion of the mean: 4 nu_T over the smallest neighbouring spacings
             nearest = torch.maximum(ops.inv_dy[:, :-1], ops.inv_dy[:, 1:]) * ops.inv_dyc
@@ -409,17 +416,12 @@ class ChannelSolver:
             p=phi,
         )
 
-    def _implicit_operators(self, coefficient: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(I - c A)^{-1}`` at centres and faces and the response to a uniform force."""
-        cached = self._implicit_cache.get(coefficient)
-        if cached is None:
-            centre = self.centre_y.helmholtz_inverse(coefficient)
-            face = self.face_y.helmholtz_inverse(coefficient)
-            cached = (centre, face, centre @ self._ones)
-            if len(self._implicit_cache) > 16:
-                self._implicit_cache.clear()
-            self._implicit_cache[coefficient] = cached
-        return cached
+    def _implicit_operators(self, coefficient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(I - c A)^{-1}`` at centres and faces and the response to a uniform force, for the 0-d
+        ``coefficient`` c (formed inside the compiled substep: with an adaptive step, a new c each
+        step)."""
+        centre = self.centre_y.helmholtz_inverse(coefficient)
+        return centre, self.face_y.helmholtz_inverse(coefficient), centre @ self._ones
 
     def wall_profiles(self) -> WallProfiles:
         """The subgrid model's profiles of the wall distance: its mean-field ``nu_T`` on the faces,
@@ -454,9 +456,6 @@ class ChannelSolver:
         w: torch.Tensor,
         previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
         dt: torch.Tensor,
-        centre_inv: torch.Tensor,
-        face_inv: torch.Tensor,
-        response: torch.Tensor,
         nu_t: torch.Tensor | None = None,
         profiles: WallProfiles = (None, None),
     ):
@@ -468,6 +467,7 @@ class ChannelSolver:
         ops, nu = self.ops, self.nu
         gamma, zeta, alpha, beta = RK3_GAMMA[stage], RK3_ZETA[stage], RK3_ALPHA[stage], RK3_BETA[stage]
         explicit = self._explicit_terms(u, v, w, nu_t, profiles)
+        centre_inv, face_inv, response = self._implicit_operators(beta * nu * dt)
         dt_eff = (alpha + beta) * dt
         ru = u + dt * (gamma * explicit[0] + alpha * nu * ops.d2y_centres(u))
         rv = v + dt * (gamma * explicit[1] + alpha * nu * ops.d2y_faces(v))
@@ -496,15 +496,12 @@ class ChannelSolver:
         dt_tensor = torch.tensor(dt, device=self.device, dtype=self.dtype)
         previous = None
         profiles = self.wall_profiles() if profiles is None else profiles
-        for stage, beta in enumerate(RK3_BETA):
-            centre_inv, face_inv, response = self._implicit_operators(beta * dt * self.nu)
+        for stage in range(len(RK3_BETA)):
             if stage == 0:
                 nu_t = self.eddy_viscosity(state)
             else:  # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
                 nu_t = None if getattr(self.sgs, "fused", True) else self._pointwise_viscosity(u, v, w)
-            u, v, w, p, forcing, previous = self._substep_fn(
-                stage, u, v, w, previous, dt_tensor, centre_inv, face_inv, response, nu_t, profiles
-            )
+            u, v, w, p, forcing, previous = self._substep_fn(stage, u, v, w, previous, dt_tensor, nu_t, profiles)
         return ChannelState(
             u, v, w, p, time=state.time + dt, step=state.step + 1, pressure_gradient=float(forcing.detach())
         )

@@ -113,7 +113,8 @@ class EigenOperator:
         self.backward = torch.tensor(q / root[:, None], **kw)
         self.matrix = torch.tensor(self.symmetric / self.heights[:, None], **kw)
 
-    def helmholtz_inverse(self, coefficient: float) -> torch.Tensor:
-        """Dense ``(I - coefficient * A)^{-1}``, shape ``(n, n)``, for ``coefficient >= 0``."""
+    def helmholtz_inverse(self, coefficient: float | torch.Tensor) -> torch.Tensor:
+        """Dense ``(I - coefficient * A)^{-1}``, shape ``(n, n)``, for ``coefficient >= 0`` (a number
+        or a 0-d tensor)."""
         scale = 1.0 / (1.0 - coefficient * self.eigenvalues)
         return (self.backward * scale[None, :]) @ self.forward
