@@ -43,7 +43,10 @@ def main() -> None:
                   "training trajectory": run_statistics(open_run(TRAINING))}
     runs = {}
     for folder in args.runs:
-        record = open_run(folder)
+        try:
+            record = open_run(folder)
+        except (FileNotFoundError, ValueError) as exc:  # no fields yet, or not a field file: say which
+            parser.error(str(exc))
         start = args.t_start if args.after is None else float(record["time"][0]) + args.after
         runs[folder.name] = run_statistics(record, t_start=start)
     for label, reference in references.items():
