@@ -104,8 +104,9 @@ def test_run_lands_exactly_on_t_end():
     assert state.time == 0.0123
 
 
-def test_non_finite_velocity_raises_a_clear_error():
-    solver = ChannelSolver(STRETCHED, re_tau=180.0)
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_non_finite_velocity_raises_a_clear_error(compile):
+    solver = ChannelSolver(STRETCHED, re_tau=180.0, compile=compile)  # the time-step bound is a compiled reduction
     state = solver.initial_condition("laminar")
     state.u[3, 4, 5] = float("nan")
     with pytest.raises(SolverDivergedError, match="non-finite"):
