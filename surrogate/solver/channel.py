@@ -370,7 +370,7 @@ class ChannelSolver:
     def _rates(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, nu_t: torch.Tensor | None) -> torch.Tensor:
         """The largest convective rate ``|u|/dx + |v|/dy + |w|/dz`` and eddy-viscous diffusion rate
         ``nu_t (4/dx^2 + 4/dy^2 + 4/dz^2)`` over the cells (0 without ``nu_t``), in u_tau/h, as one
-        ``(2,)`` tensor (compiled with the substeps: one read of the field and one transfer)."""
+        ``(2,)`` tensor (compiled when the substeps are: one pass over the fields and one transfer)."""
         ops = self.ops
         uc, vc, wc = ops.to_centres(u, v, w)
         rate = (uc.abs() / ops.dx + vc.abs() * ops.inv_dy + wc.abs() / ops.dz).amax()

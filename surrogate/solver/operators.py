@@ -237,7 +237,7 @@ class StaggeredOperators:
         ``nu``: molecular viscosity in u_tau h; ``nu_t``: cell-centred eddy viscosity ``(nx, ny, nz)``
         in u_tau h, or ``None`` for none.
         """
-        if nu_t is None:  # compiled, the sum of the two terms is the faster form here
+        if nu_t is None:  # without a stress to share the divergence, the plain sum compiles to faster code
             conv = self.convection(u, v, w)
             return tuple(term + nu * self.laplacian_xz(a) for term, a in zip(conv, (u, v, w)))
         dx, dz = self.dx, self.dz
