@@ -128,47 +128,53 @@ class StaggeredOperators:
         return self.pad_faces((flux[:, 1:] - flux[:, :-1]) * self.inv_dyc)
 
     # ------------------------------------------------------------------ convection
+    def _convective_fluxes(self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The momentum fluxes ``u_i u_j`` of the energy-conserving convective form, each where its
+        divergence needs it: ``xx``, ``zz`` (u and w momentum) and ``yy`` (v) at cell centres, ``xz``
+        on the (x-face, z-face) edges, ``xy_u``/``yz_w`` on all ``ny + 1`` wall-normal faces (zero on
+        the walls, v = 0 there) and ``xy_v``/``yz_v`` on the interior faces, with the height-weighted
+        averages that keep the v control volumes conservative."""
+        v_x = 0.5 * (v + _east(v, 0))  # (i+1/2, j_f, k)
+        v_z = 0.5 * (v + _east(v, 2))  # (i, j_f, k+1/2)
+        return {
+            "xx": (0.5 * (u + _west(u, 0))) ** 2,
+            "zz": (0.5 * (w + _west(w, 2))) ** 2,
+            "yy": (0.5 * (v[:, 1:] + v[:, :-1])) ** 2,
+            "xz": 0.5 * (u + _east(u, 2)) * 0.5 * (w + _east(w, 0)),  # (i+1/2, j, k+1/2)
+            "xy_u": self.pad_faces(v_x[:, 1:-1] * self.y_average(u)),
+            "yz_w": self.pad_faces(v_z[:, 1:-1] * self.y_average(w)),
+            "xy_v": self.y_volume_average(u) * v_x[:, 1:-1],
+            "yz_v": self.y_volume_average(w) * v_z[:, 1:-1],
+        }
+
+    def _flux_divergence(self, xx, zz, yy, xz_u, xz_w, xy_u, yz_w, xy_v, yz_v) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``-d F_ij / dx_j`` at the u, v and w points for momentum fluxes laid out as in
+        :meth:`_convective_fluxes` (``xz_u`` and ``xz_w``: the (x-face, z-face) flux of u and of w
+        momentum)."""
+        dx, dz = self.dx, self.dz
+        term_u = -((_east(xx, 0) - xx) / dx + (xy_u[:, 1:] - xy_u[:, :-1]) * self.inv_dy + (xz_u - _west(xz_u, 2)) / dz)
+        term_w = -((xz_w - _west(xz_w, 0)) / dx + (yz_w[:, 1:] - yz_w[:, :-1]) * self.inv_dy + (_east(zz, 2) - zz) / dz)
+        term_v = -((xy_v - _west(xy_v, 0)) / dx + (yy[:, 1:] - yy[:, :-1]) * self.inv_dyc + (yz_v - _west(yz_v, 2)) / dz)
+        return term_u, self.pad_faces(term_v), term_w
+
     def convection(
         self, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Convective terms ``-div(u u)`` at the u, v and w points, energy-conserving form."""
-        dx, dz = self.dx, self.dz
-        # x- and z-averages of the velocities onto edges
-        v_x = 0.5 * (v + _east(v, 0))  # (i+1/2, j_f, k)
-        v_z = 0.5 * (v + _east(v, 2))  # (i, j_f, k+1/2)
-        u_z = 0.5 * (u + _east(u, 2))  # (i+1/2, j, k+1/2)
-        w_x = 0.5 * (w + _east(w, 0))  # (i+1/2, j, k+1/2)
-
-        # normal fluxes at cell centres
-        uu = (0.5 * (u + _west(u, 0))) ** 2
-        ww = (0.5 * (w + _west(w, 2))) ** 2
-        vv = (0.5 * (v[:, 1:] + v[:, :-1])) ** 2
-
-        # edge fluxes; y-edges at interior faces only (v = 0 on the walls)
-        uv_for_u = self.pad_faces(v_x[:, 1:-1] * self.y_average(u))
-        wv_for_w = self.pad_faces(v_z[:, 1:-1] * self.y_average(w))
-        uv_for_v = self.y_volume_average(u) * v_x[:, 1:-1]
-        wv_for_v = self.y_volume_average(w) * v_z[:, 1:-1]
-        uw = u_z * w_x
-
-        conv_u = -(
-            (_east(uu, 0) - uu) / dx
-            + (uv_for_u[:, 1:] - uv_for_u[:, :-1]) * self.inv_dy
-            + (uw - _west(uw, 2)) / dz
-        )
-        conv_w = -(
-            (uw - _west(uw, 0)) / dx
-            + (wv_for_w[:, 1:] - wv_for_w[:, :-1]) * self.inv_dy
-            + (_east(ww, 2) - ww) / dz
-        )
-        conv_v_inner = -(
-            (uv_for_v - _west(uv_for_v, 0)) / dx
-            + (vv[:, 1:] - vv[:, :-1]) * self.inv_dyc
-            + (wv_for_v - _west(wv_for_v, 2)) / dz
-        )
-        return conv_u, self.pad_faces(conv_v_inner), conv_w
+        f = self._convective_fluxes(u, v, w)
+        return self._flux_divergence(f["xx"], f["zz"], f["yy"], f["xz"], f["xz"], f["xy_u"], f["yz_w"], f["xy_v"], f["yz_v"])
 
     # ------------------------------------------------------------------ eddy viscosity
+    def _edge_viscosities(self, nu_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A cell-centred ``nu_t`` averaged to the (x-face, y-face), (y-face, z-face) and (x-face,
+        z-face) edges; zero on the wall edges (``nu_t`` vanishes at a no-slip wall)."""
+        wall = torch.zeros_like(nu_t[:, :1])
+        nu_faces = torch.cat([wall, self.y_average(nu_t), wall], dim=1)
+        nu_xy = 0.5 * (nu_faces + _east(nu_faces, 0))
+        nu_yz = 0.5 * (nu_faces + _east(nu_faces, 2))
+        nu_xz = 0.25 * (nu_t + _east(nu_t, 0) + _east(nu_t, 2) + _east(_east(nu_t, 0), 2))
+        return nu_xy, nu_yz, nu_xz
+
     def eddy_viscous_force(
         self, nu_t: torch.Tensor, u: torch.Tensor, v: torch.Tensor, w: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -199,13 +205,7 @@ class StaggeredOperators:
         s_yz = 0.5 * (self.ddy_at_faces(w) + (_east(v, 2) - v) / dz)  # (i, j_f, k+1/2)
         s_xz = 0.5 * ((_east(u, 2) - u) / dz + (_east(w, 0) - w) / dx)  # (i+1/2, j, k+1/2)
 
-        # eddy viscosity on the edges; zero on the wall edges (nu_t vanishes at a no-slip wall)
-        wall = torch.zeros_like(nu_t[:, :1])
-        nu_faces = torch.cat([wall, self.y_average(nu_t), wall], dim=1)
-        nu_xy = 0.5 * (nu_faces + _east(nu_faces, 0))
-        nu_yz = 0.5 * (nu_faces + _east(nu_faces, 2))
-        nu_xz = 0.25 * (nu_t + _east(nu_t, 0) + _east(nu_t, 2) + _east(_east(nu_t, 0), 2))
-
+        nu_xy, nu_yz, nu_xz = self._edge_viscosities(nu_t)
         t_xx, t_yy, t_zz = 2 * nu_t * s_xx, 2 * nu_t * s_yy, 2 * nu_t * s_zz
         t_xy, t_yz, t_xz = 2 * nu_xy * s_xy, 2 * nu_yz * s_yz, 2 * nu_xz * s_xz
 
@@ -241,48 +241,29 @@ class StaggeredOperators:
             conv = self.convection(u, v, w)
             return tuple(term + nu * self.laplacian_xz(a) for term, a in zip(conv, (u, v, w)))
         dx, dz = self.dx, self.dz
-        v_x = 0.5 * (v + _east(v, 0))  # (i+1/2, j_f, k)
-        v_z = 0.5 * (v + _east(v, 2))  # (i, j_f, k+1/2)
         du_dx = (u - _west(u, 0)) / dx  # centres
         dw_dz = (w - _west(w, 2)) / dz  # centres
         du_dz = (_east(u, 2) - u) / dz  # (i+1/2, j, k+1/2)
         dw_dx = (_east(w, 0) - w) / dx  # (i+1/2, j, k+1/2)
         dv_dx = (_east(v, 0) - v) / dx  # (i+1/2, j_f, k)
         dv_dz = (_east(v, 2) - v) / dz  # (i, j_f, k+1/2)
-        # the eddy viscosity on the edges, zero on the wall edges (as in eddy_viscous_force)
-        wall = torch.zeros_like(nu_t[:, :1])
-        nu_faces = torch.cat([wall, self.y_average(nu_t), wall], dim=1)
-        nu_xy = 0.5 * (nu_faces + _east(nu_faces, 0))
-        nu_yz = 0.5 * (nu_faces + _east(nu_faces, 2))
-        nu_xz = 0.25 * (nu_t + _east(nu_t, 0) + _east(nu_t, 2) + _east(_east(nu_t, 0), 2))
+        nu_xy, nu_yz, nu_xz = self._edge_viscosities(nu_t)
         t_xy = nu_xy * (self.ddy_at_faces(u) + dv_dx)  # 2 nu_t S_xy on all ny + 1 faces
         t_yz = nu_yz * (self.ddy_at_faces(w) + dv_dz)
         t_xz = nu_xz * (du_dz + dw_dx)
-        uw = 0.5 * (u + _east(u, 2)) * 0.5 * (w + _east(w, 0))  # (i+1/2, j, k+1/2)
-
-        # convective flux, less the molecular wall-parallel and the eddy-viscous ones
-        f_xx = (0.5 * (u + _west(u, 0))) ** 2 - (nu + 2 * nu_t) * du_dx
-        f_zz = (0.5 * (w + _west(w, 2))) ** 2 - (nu + 2 * nu_t) * dw_dz
-        f_yy = (0.5 * (v[:, 1:] + v[:, :-1])) ** 2 - 2 * nu_t * (v[:, 1:] - v[:, :-1]) * self.inv_dy
-        f_xz_u = uw - nu * du_dz - t_xz
-        f_xz_w = uw - nu * dw_dx - t_xz
-        f_xy_u = self.pad_faces(v_x[:, 1:-1] * self.y_average(u)) - t_xy
-        f_yz_w = self.pad_faces(v_z[:, 1:-1] * self.y_average(w)) - t_yz
-        f_xy_v = (self.y_volume_average(u) * v_x[:, 1:-1] - nu * dv_dx[:, 1:-1]) - t_xy[:, 1:-1]
-        f_yz_v = (self.y_volume_average(w) * v_z[:, 1:-1] - nu * dv_dz[:, 1:-1]) - t_yz[:, 1:-1]
-
-        term_u = -(
-            (_east(f_xx, 0) - f_xx) / dx + (f_xy_u[:, 1:] - f_xy_u[:, :-1]) * self.inv_dy + (f_xz_u - _west(f_xz_u, 2)) / dz
+        # the convective flux, less the molecular wall-parallel and the eddy-viscous ones
+        f = self._convective_fluxes(u, v, w)
+        return self._flux_divergence(
+            f["xx"] - (nu + 2 * nu_t) * du_dx,
+            f["zz"] - (nu + 2 * nu_t) * dw_dz,
+            f["yy"] - 2 * nu_t * (v[:, 1:] - v[:, :-1]) * self.inv_dy,
+            f["xz"] - nu * du_dz - t_xz,
+            f["xz"] - nu * dw_dx - t_xz,
+            f["xy_u"] - t_xy,
+            f["yz_w"] - t_yz,
+            (f["xy_v"] - nu * dv_dx[:, 1:-1]) - t_xy[:, 1:-1],
+            (f["yz_v"] - nu * dv_dz[:, 1:-1]) - t_yz[:, 1:-1],
         )
-        term_w = -(
-            (f_xz_w - _west(f_xz_w, 0)) / dx + (f_yz_w[:, 1:] - f_yz_w[:, :-1]) * self.inv_dy + (_east(f_zz, 2) - f_zz) / dz
-        )
-        term_v = -(
-            (f_xy_v - _west(f_xy_v, 0)) / dx
-            + (f_yy[:, 1:] - f_yy[:, :-1]) * self.inv_dyc
-            + (f_yz_v - _west(f_yz_v, 2)) / dz
-        )
-        return term_u, self.pad_faces(term_v), term_w
 
     def stress_divergence(self, tau) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``d tau_ij / dx_j`` at the u, v and w points for a symmetric stress at the cell centres.
