@@ -395,8 +395,10 @@ def train_closure(
         for split in ("train", "test")
     }
     solvers = _solvers(case, closure, windows["train"])
-    if closure.mean_field and not resume and spec.weights is None:
+    if "mean_field" in closure.fresh_parts and not resume:
         _start_mean_field(closure, case.dataset, solvers["closure"])
+    if "forcing_target" in closure.fresh_parts and not resume:
+        _start_forcing_target(closure, case.dataset, solvers["closure"], settings.target_rate)
     trained = [module for part, module in closure.networks().items() if part not in settings.frozen]
     optimizer = torch.optim.Adam([p for module in trained for p in module.parameters()], lr=settings.lr)
     train_set, test_set = (_Samples(windows[split], solvers["closure"], settings.steps_per_snapshot) for split in ("train", "test"))
@@ -526,6 +528,23 @@ def _split_states(dataset: str, split: str, dtype: torch.dtype) -> torch.Tensor:
 
     record = open_run(dataset, split=split)
     return torch.stack([torch.as_tensor(record[name].values, dtype=dtype) for name in ("u", "v", "w")], dim=1)
+
+
+def _start_forcing_target(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver, rate: float) -> None:
+    """Fit the closure's forcing target to the resolved plane energies of the training split's
+    filtered DNS (squared rms profiles, symmetrised about the centreline) at the rate ``rate``."""
+    from .evaluation import open_run
+    from .stats import mean_profiles
+
+    profiles = mean_profiles(open_run(dataset, split="train")[["u", "v", "w"]], fold=False)
+    energies = torch.stack([torch.as_tensor(profiles[f"{name}_rms"].values, dtype=solver.dtype) ** 2 for name in "uvw"])
+    energies = 0.5 * (energies + energies.flip(-1))
+    misfit = closure.fit_forcing_target(solver.ops, solver.nu, energies, rate)
+    centre = energies[:, energies.shape[1] // 2].tolist()
+    log.info(
+        f"forcing target from the training split's resolved energies: centreline u, v, w "
+        f"{', '.join(f'{e:.3f}' for e in centre)} u_tau^2, rate {rate:g} u_tau/h, fitted to {misfit:.1%}"
+    )
 
 
 def _start_mean_field(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver) -> None:

@@ -81,8 +81,8 @@ def test_an_les_starts_from_the_shipped_developed_field_in_any_folder(tmp_path, 
     start = open_fields(field_reference_path("fdns180")).isel(time=-1)
     assert float(abs(ds.u.isel(time=0) - start.u).mean()) < 0.1 * float(abs(start.u).mean())
     learned = ["les", str(case), "run.t_end=60.1", "run.snapshot_interval=0.1", "name=learned", "--quiet"]
-    assert main(learned) == 0  # the shipped closure neural-mean-rotation-re180, found by name
-    assert "neural-mean-rotation-re180" in open_fields(tmp_path / "runs" / "learned" / "fields.nc").attrs["sgs_model"]
+    assert main(learned) == 0  # the shipped closure neural-energy-target-re180, found by name
+    assert "neural-energy-target-re180" in open_fields(tmp_path / "runs" / "learned" / "fields.nc").attrs["sgs_model"]
 
 
 def test_an_les_starts_from_a_finer_field_of_the_same_box_and_refuses_a_coarser_one(tmp_path, capsys):

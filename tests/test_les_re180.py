@@ -46,7 +46,10 @@ def test_les_re180_control_without_model_reaches_a_turbulent_state(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_les_with_the_shipped_learned_closure_holds_the_filtered_dns_statistics(tmp_path):
-    """The closure issue's bar on the dataset grid: 200 h/u_tau from the developed field, against fdns180."""
+    """The closure issue's bar on the dataset grid: 200 h/u_tau from the developed field, against
+    fdns180; each rms and uv+ error below the best classical LES's or the no-model run's
+    (validation/les_learned_re180/README.md: v_rms+ WALE C_w = 0.5, w_rms+ no model, u_rms+
+    Smagorinsky, uv+ dynamic Smagorinsky)."""
     from surrogate.evaluation import load_reference, run_statistics
     from surrogate.evaluation.metrics import run_metrics
 
@@ -55,3 +58,5 @@ def test_les_with_the_shipped_learned_closure_holds_the_filtered_dns_statistics(
     metrics = run_metrics(run_statistics(fields, t_start=case.run.stats_start), load_reference("fdns180"))
     assert abs(metrics["re_tau_error"]) < 0.05, metrics
     assert metrics["U_max_abs"] < 1.0, metrics
+    bar = {"u_rms_l2": 0.72, "v_rms_l2": 0.043, "w_rms_l2": 0.041, "uv_l2": 0.552}
+    assert all(metrics[key] < value for key, value in bar.items()), metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -370,6 +371,8 @@ def test_surrogate_closure_starts_the_mean_field_a_priori_and_keeps_frozen_parts
     assert float(start.mean_field_viscosity(grid_ops, 0.01).max()) > 0.0
     assert main(["closure", str(case), "training.frozen=[mean_field]", "--overwrite", "--quiet"]) == 2
     assert "nothing to train" in capsys.readouterr().err
+    assert main(["closure", str(case), "closure.forcing_target=true", "--overwrite", "--quiet"]) == 2
+    assert "forcing_target needs linear_forcing: true" in capsys.readouterr().err
     overrides = ["closure.rotation=true", "training.frozen=[mean_field]", "training.epochs=1", "name=tiny_rotation"]
     assert main(["closure", str(case), *overrides, "--quiet"]) == 0
     trained = NeuralEddyViscosity(hidden=4, layers=1, mean_field=True, fluctuating=False, rotation=True,
@@ -592,6 +595,82 @@ def test_the_gradient_reaches_a_linear_forcing_that_starts_at_zero_and_it_round_
 
 
 # ---------------------------------------------------------------------------------------------
+# the learned target of the forcing's return
+# ---------------------------------------------------------------------------------------------
+def _set_target(closure: NeuralEddyViscosity, energies: tuple[float, float, float], rate: float) -> None:
+    """Constant target energies ``E_i`` and rate ``s`` through the target network's last bias."""
+    from surrogate.solver.neural_sgs import LINEAR_FORCING_BOUND
+
+    bias = [math.atanh(rate / LINEAR_FORCING_BOUND), *(math.log(e) for e in energies)]
+    with torch.no_grad():
+        closure.target_network.head.bias.copy_(torch.tensor(bias, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3])
+def test_the_return_to_target_energies_compares_the_centred_energies_and_never_works(scale) -> None:
+    """Free and Rotta rates zero, targets scale * (0.6, 0.1, 0.3) at s = 2: with c_i the plane
+    energies of the fluctuations averaged to the cell centres and e_i those of the staggered ones,
+    mu_i = 2 (E_i / c_i - 1) and lambda_i = mu_i - max(0, sum_j mu_j e_j / k2) where no rate reaches
+    the bound; the work sum_i lambda_i e_i is never positive, and with targets far below the
+    plane energies (scale 1e-3) every component is drained at close to the rate s."""
+    from surrogate.solver.neural_sgs import linear_forcing_rates
+
+    solver = _solver(None)
+    state = _start(solver)
+    ops = solver.ops
+    closure = NeuralEddyViscosity(fluctuating=False, linear_forcing=True, forcing_target=True)
+    targets = scale * torch.tensor([0.6, 0.1, 0.3], dtype=torch.float64)
+    _set_target(closure, tuple(targets.tolist()), rate=2.0)
+    profiles = closure.residual_stress_coefficient(ops, solver.nu)
+    assert profiles.shape == (8, 1, GRID.shape[1], 1)
+    u, v, w = _plane_fluctuations(state.u, state.v, state.w)
+    lam = linear_forcing_rates(ops, profiles, u, v, w)[:, 0, :, 0].detach()
+    u2, v2, w2 = (q.square().mean(dim=(0, 2), keepdim=True) for q in (u, v, w))
+    energy = torch.cat([u2, ops.y_average(v2), w2])[:, :, 0]
+    centred = torch.stack([q.square().mean(dim=(0, 2)) for q in ops.to_centres(u, v, w)])
+    mu = 2.0 * (targets[:, None] / centred - 1.0)
+    expected = mu - ((mu * energy).sum(0) / energy.sum(0)).clamp(min=0.0)
+    inside = (lam.abs() < 19.0).all(dim=0)
+    assert int(inside.sum()) >= GRID.shape[1] - 4
+    torch.testing.assert_close(lam[:, inside], expected[:, inside])
+    assert float((lam * energy).sum(0)[inside].max()) <= 1e-12
+    if scale < 1.0:
+        assert bool((lam[:, inside] < -1.9).all())
+
+
+def test_a_target_added_to_a_closure_file_starts_as_that_closure_fits_and_round_trips(tmp_path) -> None:
+    """A forcing closure saved without a target, loaded with ``forcing_target=True``: its LES steps
+    equal the file's bit for bit; the gradient reaches the target; fitted to energies and a rate,
+    the target holds them; the extended closure round-trips; a target without the forcing is refused."""
+    closure = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    _set_rates(closure, (-1.0, 0.5, 2.0), isotropy=1.5)
+    path = closure.save(tmp_path / "forcing.pt")
+    extended = NeuralEddyViscosity(weights=str(path), forcing_target=True)
+    assert (extended.linear_forcing, extended.forcing_target, extended.hidden) == (True, True, 4)
+    assert extended.fresh_parts == {"forcing_target"} and not NeuralEddyViscosity(weights=str(path)).fresh_parts
+    plain, learned = _solver(NeuralEddyViscosity(weights=str(path))), _solver(extended)
+    a, b = _start(plain), _start(learned)
+    for _ in range(3):
+        a, b = plain.step(a, DT), learned.step(b, DT)
+    for name in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(a, name).detach(), getattr(b, name).detach()), name
+    a_posteriori_loss(_solver(extended), _sample(0.3, steps=2), DT, 1.0).backward()
+    assert bool((extended.target_network.head.weight.grad.abs() > 0).any())
+    ops = _solver(None).ops
+    y = torch.linspace(-1.0, 1.0, GRID.shape[1], dtype=torch.float64).abs()  # 1 at the wall rows, 0 at the centre
+    energies = torch.stack([4.0 + 3.0 * y, 0.3 - 0.2 * y, 0.6 - 0.1 * y])  # of the wall distance, as the network
+    assert extended.fit_forcing_target(ops, 0.01, energies, rate=1.5) < 0.03
+    profiles = extended.residual_stress_coefficient(ops, 0.01).detach()
+    torch.testing.assert_close(profiles[4, 0, :, 0], torch.full_like(y, 1.5), rtol=0, atol=0.03)
+    torch.testing.assert_close(profiles[5:, 0, :, 0], energies, rtol=0.03, atol=0)
+    again = NeuralEddyViscosity(weights=str(extended.save(tmp_path / "target.pt")))
+    assert again.forcing_target and not again.fresh_parts
+    assert torch.equal(again.residual_stress_coefficient(ops, 0.01), extended.residual_stress_coefficient(ops, 0.01))
+    with pytest.raises(ValueError, match="forcing_target needs linear_forcing=True"):
+        NeuralEddyViscosity(fluctuating=False, rotation=True, forcing_target=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # training on the closure LES's own developed states
 # ---------------------------------------------------------------------------------------------
 def test_pooled_statistics_are_the_moments_over_every_plane_of_every_state() -> None:
@@ -657,6 +736,31 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     assert torch.load(folder / "checkpoint.pt", weights_only=True)["best"] == pytest.approx(min(selection))
     trained = torch.load(folder / "checkpoint.pt", weights_only=True)["networks"]
     assert not torch.equal(trained["linear_forcing.head.bias"], start.forcing_network.head.bias.detach())
+
+
+def test_surrogate_closure_starts_an_added_target_at_the_training_splits_energies(tmp_path) -> None:
+    """A forcing closure file extended by ``forcing_target`` (epochs 0): closure.pt holds the file's
+    forcing and a target at ``training.target_rate`` whose energies are the training split's squared
+    rms profiles, symmetrised about the centreline."""
+    from surrogate.cli import main
+    from surrogate.evaluation import open_run
+
+    start = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    _set_rates(start, (-0.5, 0.0, 0.5), isotropy=0.2)
+    start.save(tmp_path / "start.pt")
+    parts = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true, forcing_target: true, weights: start.pt}"
+    case = _tiny_closure_case(tmp_path, "tiny_target", parts, epochs=0, samples=2)
+    assert main(["closure", str(case), "training.target_rate=1.5", "--quiet"]) == 0
+    closure = NeuralEddyViscosity(weights=str(tmp_path / "tiny_target" / "closure.pt"))
+    assert closure.forcing_target and torch.equal(closure.forcing_network.head.bias, start.forcing_network.head.bias)
+    record = open_run(str(tmp_path / "dataset"), split="train")
+    energy = torch.stack([torch.as_tensor(((record[c] - record[c].mean(("time", "x", "z"))) ** 2).mean(("time", "x", "z")).values)
+                          for c in "uvw"]).double()
+    energy = 0.5 * (energy + energy.flip(-1))
+    ops = _solver(None).ops
+    profiles = closure.residual_stress_coefficient(ops, 1.0 / RE_TAU).detach()[:, 0, :, 0]
+    torch.testing.assert_close(profiles[4], torch.full_like(profiles[4], 1.5), rtol=0, atol=0.03)
+    torch.testing.assert_close(profiles[5:], energy, rtol=0.05, atol=0.01 * float(energy.max()))
 
 
 def _start_field(tmp_path, name: str, tiles: int, ny: int | None = None):

@@ -4,7 +4,7 @@ Example::
 
     name: closure_re180
     dataset: ../validation/data/dataset_re180   # a filtered-DNS dataset (surrogate dataset)
-    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (parts: mean_field, fluctuating, rotation, anisotropy, linear_forcing)
+    closure: {hidden: 16, layers: 2, cs: 0.1}   # NeuralEddyViscosity (parts: mean_field, fluctuating, rotation, anisotropy, linear_forcing, forcing_target)
     training:
       epochs: 10                # 0: the closure as it starts (with mean_field, its a-priori fit)
       samples_per_epoch: 40     # start windows drawn from the training split each epoch
@@ -22,6 +22,7 @@ Example::
       gap: 1.0                  # attractor: h/u_tau they run on between two unrolls
       select_hours: 0.0         # attractor: h/u_tau they run on after each epoch to choose closure.pt by
       start_fields: []          # attractor: field files on other grids, each carrying one more LES state
+      target_rate: 1.0          # forcing_target: its relaxation rate at the start (u_tau/h)
     output: runs/{name}
 """
 
@@ -34,7 +35,7 @@ from typing import Any, Iterable, Literal, Mapping
 
 from pydantic import Field, model_validator
 
-from ..closure_parts import CLOSURE_PARTS, ClosurePart
+from ..closure_parts import CLOSURE_PARTS, LINEAR_FORCING_BOUND, ClosurePart
 from .base import ConfigError, ConfigModel, NamedCase, Float, device_problem, load_config, require, resolve_path, source_folder
 
 __all__ = ["CLOSURE_PARTS", "ClosureCase", "ClosureNetworkConfig", "ClosureTrainingConfig", "load_closure_case"]
@@ -46,7 +47,8 @@ class ClosureNetworkConfig(ConfigModel):
     estimate on the training split; ``fluctuating``: the pointwise one; ``rotation``: the
     non-dissipative strain-rotation stress; ``anisotropy``: the stress of the traceless squares of
     strain and rotation; ``linear_forcing``: a force on each component's plane fluctuation, at a
-    rate of the wall distance), and optionally the closure file it starts from."""
+    rate of the wall distance; ``forcing_target``: a return of that force toward target plane
+    energies), and optionally the closure file it starts from."""
 
     hidden: int = 16
     layers: int = 2
@@ -59,6 +61,7 @@ class ClosureNetworkConfig(ConfigModel):
     rotation: bool = False
     anisotropy: bool = False
     linear_forcing: bool = False
+    forcing_target: bool = False
 
     @model_validator(mode="after")
     def check(self) -> ClosureNetworkConfig:
@@ -66,6 +69,7 @@ class ClosureNetworkConfig(ConfigModel):
         require(self.hidden >= 1 and self.layers >= 1, f"hidden and layers must be >= 1, got {self.hidden}, {self.layers}")
         require(math.isfinite(self.cs), f"cs must be a finite number, got {self.cs}")
         require(any(getattr(self, part) for part in CLOSURE_PARTS), f"{', '.join(CLOSURE_PARTS)} are all false: the closure would have no part")
+        require(self.linear_forcing or not self.forcing_target, "forcing_target needs linear_forcing: true (it is a rate of that forcing)")
         return self
 
 
@@ -92,6 +96,9 @@ class ClosureTrainingConfig(ConfigModel):
     starts one more carried LES state, on the file's own grid (the dataset's wall-normal cells, any
     horizontal box and cells). The loss and the selection weigh each grid alike: the closure is
     trained and chosen for every grid at once."""
+    target_rate: Float = 1.0
+    """``closure.forcing_target`` not read from a file: the rate (u_tau / h) it starts at, toward the
+    training split's resolved plane energies."""
     max_grad_norm: Float = 1.0
     recompute: bool = True
     seed: int = 0
@@ -112,6 +119,10 @@ class ClosureTrainingConfig(ConfigModel):
         require(
             all(weight >= 0 for weight in self.profile_weights.values()) and (not self.profile_weights or sum(self.profile_weights.values()) > 0),
             f"profile_weights must be >= 0 and not all 0, got {self.profile_weights}",
+        )
+        require(
+            abs(self.target_rate) < LINEAR_FORCING_BOUND,
+            f"target_rate must lie within +-{LINEAR_FORCING_BOUND:g} u_tau/h (the linear forcing's bound), got {self.target_rate}",
         )
         require(
             min(self.spin_up, self.gap, self.select_hours) >= 0,

@@ -59,6 +59,20 @@ the direct way to pass the spanwise fluctuations the energy that a coarse grid's
 fails to give them, out of too-strong streaks; the bound keeps ``|lambda_i| dt`` far inside the
 explicit RK3 stability interval at the convective time steps of LES grids.
 
+With ``forcing_target=True`` (and ``linear_forcing``) the forcing has one more rate, a return of
+each component's plane energy toward a target of the wall distance: ``s (E_i / c_i - 1)``, with
+``c_i`` the plane energy of the fluctuations averaged to the cell centres (where filtered DNS and
+the statistics live), target energies ``E_i(d) = exp(a_i(d))`` and a rate ``s(d)``, from a sixth
+small MLP (four outputs, started at zero: ``s = 0``, no term). Like the other rates it is bounded
+by the rule that the forcing never works on a plane, so it can only move energy between the
+components or remove it: where a plane holds more energy than the targets it drains the excess,
+where it holds the right total in the wrong components it redistributes it. It acts on the resolved
+flow's own state, so it acts differently on two boxes whose resolved flows differ, as rates of the
+wall distance alone cannot. :meth:`NeuralEddyViscosity.fit_forcing_target` starts it at given
+energies and rate, e.g. the training split's resolved energies (``surrogate closure`` does so for a
+target the closure file lacks): a learned relaxation toward the resolved statistics of one flow at
+one resolution, not a model that carries over to other Reynolds numbers or grids unretrained.
+
 Rotta, J. (1951). Statistische Theorie nichthomogener Turbulenz. Z. Phys. 129, 547-572.
 
 Schumann, U. (1975). Subgrid scale model for finite difference simulations of turbulent flows in
@@ -93,7 +107,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..closure_parts import CLOSURE_PARTS
+from ..closure_parts import CLOSURE_PARTS, LINEAR_FORCING_BOUND
 from .operators import StaggeredOperators
 from .sgs import (
     EddyViscosityModel,
@@ -106,14 +120,15 @@ from .sgs import (
 __all__ = ["ClosureNetwork", "LINEAR_FORCING_BOUND", "NeuralEddyViscosity", "N_FEATURES", "a_priori_mean_field_viscosity", "linear_forcing_rates", "shipped_closures", "strain_rotation_commutator", "traceless_squares"]
 
 N_FEATURES = 3
-#: Largest rate of the linear-forcing part, in ``u_tau / h``.
-LINEAR_FORCING_BOUND = 20.0
 _A_PLUS = 25.0
 #: Network sizes and parts of a closure built without weights (with weights: those of the file).
 _DEFAULT_SIZES = {"hidden": 16, "layers": 2, **{part: part == "fluctuating" for part in CLOSURE_PARTS}}
 #: The parts of a closure beside the pointwise one, with the key of their weights in a closure file.
 _PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dict", "anisotropy": "anisotropy_state_dict",
-                "linear_forcing": "forcing_state_dict"}
+                "linear_forcing": "forcing_state_dict", "forcing_target": "forcing_target_state_dict"}
+#: Parts that start as no term, so that a case may add them to a closure file that lacks them and
+#: start from that closure unchanged.
+_NEUTRAL_PARTS = ("mean_field", "rotation", "anisotropy", "linear_forcing", "forcing_target")
 
 
 class ClosureNetwork(nn.Module):
@@ -238,6 +253,13 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     linear_forcing
         Add the linear forcing of each component's plane fluctuation: free rates and a return to
         isotropy, never working on a plane (rates start at zero; default off).
+    forcing_target
+        Add a return of each component's plane energy toward a learned target ``E_i(d)`` at a
+        learned rate ``s(d)`` (starts at ``s = 0``; needs ``linear_forcing``; default off).
+
+    A closure file's parts may be extended by the parts of :data:`_NEUTRAL_PARTS` it lacks: they
+    start as no term, so the closure starts as the file's. :attr:`fresh_parts` names the parts not
+    read from a file (every part without ``weights``).
     """
 
     def __init__(
@@ -251,19 +273,23 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         rotation: bool | None = None,
         anisotropy: bool | None = None,
         linear_forcing: bool | None = None,
+        forcing_target: bool | None = None,
     ) -> None:
         given = {"hidden": hidden, "layers": layers, "mean_field": mean_field, "fluctuating": fluctuating,
-                 "rotation": rotation, "anisotropy": anisotropy, "linear_forcing": linear_forcing}
-        states = None
+                 "rotation": rotation, "anisotropy": anisotropy, "linear_forcing": linear_forcing,
+                 "forcing_target": forcing_target}
+        states, added = None, set()
         if weights is not None:  # the file's sizes, where the caller gives none
             path = _weights_path(str(weights))
             held, states = _read_weights(path)
-            clash = {key: value for key, value in given.items() if value is not None and value != held[key]}
+            added = {key for key in _NEUTRAL_PARTS if given[key] is True and not held[key]}
+            clash = {key: value for key, value in given.items()
+                     if value is not None and value != held[key] and key not in added}
             if clash:
                 show = lambda d: ", ".join(f"{key}={d[key]}" for key in clash)  # noqa: E731
                 raise ValueError(f"sgs weights {path} hold a closure with {show(held)}; the case asks for {show(clash)}")
-            given = held
-        hidden, layers, mean_field, fluctuating, rotation, anisotropy, linear_forcing = (
+            given = {**held, **{key: True for key in added}}
+        hidden, layers, mean_field, fluctuating, rotation, anisotropy, linear_forcing, forcing_target = (
             _DEFAULT_SIZES[key] if value is None else value for key, value in given.items()
         )
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
@@ -272,12 +298,14 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             raise ValueError(f"NeuralEddyViscosity.layers must be a positive integer, got {layers!r}")
         if not (isinstance(cs, (int, float)) and math.isfinite(cs)):
             raise ValueError(f"NeuralEddyViscosity.cs must be a finite number, got {cs!r}")
-        flags = dict(zip(CLOSURE_PARTS, (mean_field, fluctuating, rotation, anisotropy, linear_forcing)))
+        flags = dict(zip(CLOSURE_PARTS, (mean_field, fluctuating, rotation, anisotropy, linear_forcing, forcing_target)))
         if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
             raise ValueError(f"NeuralEddyViscosity needs one of {', '.join(CLOSURE_PARTS)} true (booleans), got {flags}")
+        if forcing_target and not linear_forcing:
+            raise ValueError("NeuralEddyViscosity.forcing_target needs linear_forcing=True: it is the target of the forcing's return")
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
         self.mean_field, self.fluctuating, self.rotation, self.anisotropy = mean_field, fluctuating, rotation, anisotropy
-        self.linear_forcing = linear_forcing
+        self.linear_forcing, self.forcing_target = linear_forcing, forcing_target
         self.weights = None if weights is None else str(weights)
         self.network = ClosureNetwork(hidden, layers, self.cs).double()
         profile = lambda on, outputs=1: (  # noqa: E731  a network of the wall distance, starting at zero
@@ -287,16 +315,18 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         self.rotation_network = profile(rotation)
         self.anisotropy_network = profile(anisotropy, 2)
         self.forcing_network = profile(linear_forcing, 4)
+        self.target_network = profile(forcing_target, 4)
+        self.fresh_parts = frozenset(part for part in CLOSURE_PARTS if flags[part] and (states is None or part in added))
         if states is not None:
             self.network.load_state_dict(states["state_dict"])
             for part, module in self._part_networks().items():
-                if module is not None:
+                if module is not None and _PART_STATES[part] in states:  # an added part keeps its start
                     module.load_state_dict(states[_PART_STATES[part]])
 
     def _part_networks(self) -> dict[str, nn.Module | None]:
         """The networks of the wall distance by part name (``None`` for a part the closure lacks)."""
         return {"mean_field": self.mean_network, "rotation": self.rotation_network, "anisotropy": self.anisotropy_network,
-                "linear_forcing": self.forcing_network}
+                "linear_forcing": self.forcing_network, "forcing_target": self.target_network}
 
     def _sizes(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "layers": self.layers, **{part: getattr(self, part) for part in CLOSURE_PARTS}}
@@ -357,8 +387,10 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
     def residual_stress_coefficient(self, ops: StaggeredOperators, nu: float) -> torch.Tensor | None:
         """The profiles of the residual parts that the closure has, over the cell rows: the stress
         coefficients ``(r, a_S, a_O) D^2 Delta^2`` in ``h^2`` (rotation, then anisotropy), then the
-        four rates ``(rho_u, rho_v, rho_w, r)`` of the linear forcing in ``u_tau / h``
-        (:func:`linear_forcing_rates`); ``(n_profiles, 1, ny, 1)``,
+        four rates ``(rho_u, rho_v, rho_w, r)`` of the linear forcing in ``u_tau / h`` and, with
+        ``forcing_target``, the rate ``s`` and the energies ``E_i`` of its target in ``u_tau^2``
+        (:func:`linear_forcing_rates`);
+        ``(n_profiles, 1, ny, 1)``,
         ``None`` without any of these parts."""
         if self.rotation_network is None and self.anisotropy_network is None and self.forcing_network is None:
             return None
@@ -375,6 +407,9 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         profiles = [row * (damping * filter_width(ops)) ** 2 for row in stress]
         if self.forcing_network is not None:
             profiles += [LINEAR_FORCING_BOUND * torch.tanh(row) for row in rows(self.forcing_network)]
+        if self.target_network is not None:
+            rate, *logs = rows(self.target_network)
+            profiles += [LINEAR_FORCING_BOUND * torch.tanh(rate), *(torch.exp(log_energy) for log_energy in logs)]
         return torch.stack(profiles)
 
     def _n_stress_profiles(self) -> int:
@@ -440,6 +475,37 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             wanted = target.reshape(-1)[1:-1].to(fitted).clamp(min=0.0)
             return float(torch.linalg.vector_norm(fitted - wanted) / torch.linalg.vector_norm(wanted))
 
+    def fit_forcing_target(
+        self, ops: StaggeredOperators, nu: float, energies: torch.Tensor, rate: float, iterations: int = 3000
+    ) -> float:
+        """Fit the forcing target's network to the plane energies ``energies`` ``(3, ny)`` over the
+        cell rows (``u_tau^2``, positive; e.g. the squared rms profiles of filtered DNS) and to the
+        constant rate ``rate`` (``u_tau / h``, within ``+-LINEAR_FORCING_BOUND``) by least squares
+        on its outputs; returns the largest relative misfit of an energy above 1 % of its
+        component's peak."""
+        if self.target_network is None:
+            raise ValueError("fit_forcing_target needs a closure with forcing_target=True")
+        if not abs(rate) < LINEAR_FORCING_BOUND:
+            raise ValueError(f"fit_forcing_target: rate must lie within +-{LINEAR_FORCING_BOUND}, got {rate}")
+        distance = _centre_distance(ops)[0, :, 0]
+        wall, _ = _damping(distance, nu)
+        self.target_network.to(device=distance.device, dtype=distance.dtype)
+        energies = energies.to(distance)
+        floor = 1e-6 * energies.amax(dim=1, keepdim=True)  # v at a wall row nearly vanishes; its log stays finite
+        goal = torch.cat([torch.full_like(distance, math.atanh(rate / LINEAR_FORCING_BOUND))[None],
+                          torch.log(energies.clamp(min=floor))]).T
+        inputs = torch.stack([wall, distance], dim=-1)
+        optimizer = torch.optim.Adam(self.target_network.parameters(), lr=1e-2)
+        for _ in range(iterations):
+            optimizer.zero_grad()
+            loss = ((self.target_network(inputs) - goal) ** 2).mean()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            fitted = self.residual_stress_coefficient(ops, nu)[-3:, 0, :, 0]
+            held = energies > 0.01 * energies.amax(dim=1, keepdim=True)
+            return float(((fitted - energies) / energies)[held].abs().max())
+
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the network's weights and sizes atomically (read back with ``weights=path``)."""
         from ..atomic import save_torch
@@ -459,17 +525,24 @@ def linear_forcing_rates(
 ) -> torch.Tensor:
     """The rates ``lambda_i`` of the linear forcing, ``(3, 1, ny, 1)`` over the cell rows in
     ``u_tau / h``, for the network's profiles ``(rho_u, rho_v, rho_w, r)`` (``rates``,
-    ``(4, 1, ny, 1)``) and the fluctuations ``u, v, w`` (each about its plane mean, at its
+    ``(4, 1, ny, 1)``, or ``(8, 1, ny, 1)`` with the rate ``s`` and the energies ``(E_u, E_v, E_w)``
+    of a target after them) and the fluctuations ``u, v, w`` (each about its plane mean, at its
     staggered points).
 
     With ``e_i`` the plane-mean squares of the fluctuations (``v``'s face values averaged to the
     cell rows) and ``k2 = sum_j e_j``, the rates are first
-    ``mu_i = rho_i + r (k2 / (3 e_i) - 1)``, clipped to ``+-LINEAR_FORCING_BOUND``: free rates
-    and a return to isotropy (Rotta 1951) at the rate ``r``, whose work
-    ``sum_i r (k2 / 3 - e_i)`` vanishes. Then ``lambda_i = mu_i - max(0, sum_j mu_j e_j / k2)``:
-    the forcing's work on a plane, ``sum_i lambda_i e_i = min(0, sum_i mu_i e_i)``, is never
-    positive. It moves energy between the components and may remove it, but never adds any, so a
-    rate that feeds one component takes what it feeds from the others.
+    ``mu_i = rho_i + r (k2 / (3 e_i) - 1) [+ t_i]``, clipped to ``+-LINEAR_FORCING_BOUND``: free
+    rates, a return to isotropy (Rotta 1951) at the rate ``r``, whose work
+    ``sum_i r (k2 / 3 - e_i)`` vanishes, and with a target ``s (E_i / c_i - 1)``, a return of
+    each component's energy toward ``E_i`` at the rate ``s``. That one compares the energies ``c_i``
+    of the fluctuations averaged to the cell centres, the points where filtered DNS and the
+    statistics live (averaging the staggered velocities to the centres damps the shortest waves,
+    and more so in some components than others).
+
+    Then ``lambda_i = mu_i - max(0, sum_j mu_j e_j / k2)``: the forcing's work on a plane,
+    ``sum_i lambda_i e_i = min(0, sum_i mu_i e_i)``, is never positive. It moves energy between the
+    components and may remove it, but never adds any, so a rate that feeds one component takes
+    what it feeds from the others.
     """
     energy = torch.stack([
         u.square().mean(dim=(0, 2), keepdim=True),
@@ -479,7 +552,11 @@ def linear_forcing_rates(
     tiny = torch.finfo(energy.dtype).tiny
     total = energy.sum(dim=0).clamp(min=tiny)
     isotropy = total / (3.0 * energy).clamp(min=tiny) - 1.0
-    mu = (rates[:3] + rates[3] * isotropy).clamp(-LINEAR_FORCING_BOUND, LINEAR_FORCING_BOUND)
+    mu = rates[:3] + rates[3] * isotropy
+    if rates.shape[0] == 8:
+        centred = torch.stack([q.square().mean(dim=(0, 2), keepdim=True) for q in ops.to_centres(u, v, w)])
+        mu = mu + rates[4] * (rates[5:] / centred.clamp(min=tiny) - 1.0)
+    mu = mu.clamp(-LINEAR_FORCING_BOUND, LINEAR_FORCING_BOUND)
     return mu - ((mu * energy).sum(dim=0) / total).clamp(min=0.0)
 
 
