@@ -705,14 +705,20 @@ def test_the_attractor_loss_pools_its_unroll_and_its_gradient_reaches_a_forcing_
     assert bool((closure.forcing_network.head.bias.grad.abs() > 0).all())
 
 
+def _forcing_start(tmp_path) -> NeuralEddyViscosity:
+    """A small forcing closure with constant rates, saved as ``start.pt`` in ``tmp_path``."""
+    start = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
+    _set_rates(start, (-0.5, 0.0, 0.5), isotropy=0.2)
+    start.save(tmp_path / "start.pt")
+    return start
+
+
 def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_resumes(tmp_path, capsys) -> None:
     import csv
 
     from surrogate.cli import main
 
-    start = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
-    _set_rates(start, (-0.5, 0.0, 0.5), isotropy=0.2)
-    start.save(tmp_path / "start.pt")
+    start = _forcing_start(tmp_path)
     parts = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true, weights: start.pt}"
     case = _tiny_closure_case(tmp_path, "tiny_attractor", parts, epochs=1, samples=2)
     assert main(["closure", str(case), "training.start=attractor", "--quiet"]) == 2
@@ -745,9 +751,7 @@ def test_surrogate_closure_starts_an_added_target_at_the_training_splits_energie
     from surrogate.cli import main
     from surrogate.evaluation import open_run
 
-    start = NeuralEddyViscosity(hidden=4, layers=1, fluctuating=False, linear_forcing=True)
-    _set_rates(start, (-0.5, 0.0, 0.5), isotropy=0.2)
-    start.save(tmp_path / "start.pt")
+    start = _forcing_start(tmp_path)
     parts = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true, forcing_target: true, weights: start.pt}"
     case = _tiny_closure_case(tmp_path, "tiny_target", parts, epochs=0, samples=2)
     assert main(["closure", str(case), "training.target_rate=1.5", "--quiet"]) == 0

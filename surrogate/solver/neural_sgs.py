@@ -302,7 +302,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         if not all(isinstance(flag, bool) for flag in flags.values()) or not any(flags.values()):
             raise ValueError(f"NeuralEddyViscosity needs one of {', '.join(CLOSURE_PARTS)} true (booleans), got {flags}")
         if forcing_target and not linear_forcing:
-            raise ValueError("NeuralEddyViscosity.forcing_target needs linear_forcing=True: it is the target of the forcing's return")
+            raise ValueError("NeuralEddyViscosity.forcing_target needs linear_forcing=True: it is a rate of that forcing")
         self.hidden, self.layers, self.cs = hidden, layers, float(cs)
         self.mean_field, self.fluctuating, self.rotation, self.anisotropy = mean_field, fluctuating, rotation, anisotropy
         self.linear_forcing, self.forcing_target = linear_forcing, forcing_target
@@ -389,9 +389,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         coefficients ``(r, a_S, a_O) D^2 Delta^2`` in ``h^2`` (rotation, then anisotropy), then the
         four rates ``(rho_u, rho_v, rho_w, r)`` of the linear forcing in ``u_tau / h`` and, with
         ``forcing_target``, the rate ``s`` and the energies ``E_i`` of its target in ``u_tau^2``
-        (:func:`linear_forcing_rates`);
-        ``(n_profiles, 1, ny, 1)``,
-        ``None`` without any of these parts."""
+        (:func:`linear_forcing_rates`); ``(n_profiles, 1, ny, 1)``, ``None`` without any of these parts."""
         if self.rotation_network is None and self.anisotropy_network is None and self.forcing_network is None:
             return None
         distance = _centre_distance(ops)
@@ -463,13 +461,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         wall, damping = _damping(distance, nu)
         self.mean_network.to(device=distance.device, dtype=distance.dtype)
         goal = torch.sqrt(target.reshape(-1)[1:-1].to(distance).clamp(min=0.0) / nu) / damping
-        inputs = torch.stack([wall, distance], dim=-1)
-        optimizer = torch.optim.Adam(self.mean_network.parameters(), lr=1e-2)
-        for _ in range(iterations):
-            optimizer.zero_grad()
-            loss = ((self.mean_network(inputs) - goal) ** 2).mean()
-            loss.backward()
-            optimizer.step()
+        _fit_outputs(self.mean_network, torch.stack([wall, distance], dim=-1), goal, iterations)
         with torch.no_grad():
             fitted = self.mean_field_viscosity(ops, nu).reshape(-1)[1:-1]
             wanted = target.reshape(-1)[1:-1].to(fitted).clamp(min=0.0)
@@ -494,13 +486,7 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
         floor = 1e-6 * energies.amax(dim=1, keepdim=True)  # v at a wall row nearly vanishes; its log stays finite
         goal = torch.cat([torch.full_like(distance, math.atanh(rate / LINEAR_FORCING_BOUND))[None],
                           torch.log(energies.clamp(min=floor))]).T
-        inputs = torch.stack([wall, distance], dim=-1)
-        optimizer = torch.optim.Adam(self.target_network.parameters(), lr=1e-2)
-        for _ in range(iterations):
-            optimizer.zero_grad()
-            loss = ((self.target_network(inputs) - goal) ** 2).mean()
-            loss.backward()
-            optimizer.step()
+        _fit_outputs(self.target_network, torch.stack([wall, distance], dim=-1), goal, iterations)
         with torch.no_grad():
             fitted = self.residual_stress_coefficient(ops, nu)[-3:, 0, :, 0]
             held = energies > 0.01 * energies.amax(dim=1, keepdim=True)
@@ -518,6 +504,15 @@ class NeuralEddyViscosity(EddyViscosityModel, name="neural"):
             if module is not None:
                 payload[_PART_STATES[part]] = cpu(module)
         return save_torch(payload, path)
+
+
+def _fit_outputs(module: nn.Module, inputs: torch.Tensor, goal: torch.Tensor, iterations: int) -> None:
+    """Fit ``module(inputs)`` to ``goal`` by least squares (Adam, ``iterations`` steps)."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for _ in range(iterations):
+        optimizer.zero_grad()
+        ((module(inputs) - goal) ** 2).mean().backward()
+        optimizer.step()
 
 
 def linear_forcing_rates(
