@@ -385,7 +385,10 @@ def train_closure(
     paths = {name: folder / name for name in ("closure.pt", "checkpoint.pt", "metrics.csv")}
     torch.manual_seed(settings.seed)
     spec = case.closure
-    closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, spec.weights, **{part: getattr(spec, part) for part in CLOSURE_PARTS})
+    try:
+        closure = NeuralEddyViscosity(spec.hidden, spec.layers, spec.cs, spec.weights, **{part: getattr(spec, part) for part in CLOSURE_PARTS})
+    except ValueError as exc:  # a closure file that is missing, unreadable or of other sizes or parts
+        raise ConfigError(f"closure: {exc}") from None
     closure.networks().to(device=settings.device, dtype=dtype)
 
     from .data import WindowDataset

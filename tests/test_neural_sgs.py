@@ -744,7 +744,7 @@ def test_surrogate_closure_trains_on_the_les_attractor_from_a_closure_file_and_r
     assert not torch.equal(trained["linear_forcing.head.bias"], start.forcing_network.head.bias.detach())
 
 
-def test_surrogate_closure_starts_an_added_target_at_the_training_splits_energies(tmp_path) -> None:
+def test_surrogate_closure_starts_an_added_target_at_the_training_splits_energies(tmp_path, capsys) -> None:
     """A forcing closure file extended by ``forcing_target`` (epochs 0): closure.pt holds the file's
     forcing and a target at ``training.target_rate`` whose energies are the training split's squared
     rms profiles, symmetrised about the centreline."""
@@ -765,6 +765,11 @@ def test_surrogate_closure_starts_an_added_target_at_the_training_splits_energie
     profiles = closure.residual_stress_coefficient(ops, 1.0 / RE_TAU).detach()[:, 0, :, 0]
     torch.testing.assert_close(profiles[4], torch.full_like(profiles[4], 1.5), rtol=0, atol=0.03)
     torch.testing.assert_close(profiles[5:], energy, rtol=0.05, atol=0.01 * float(energy.max()))
+    # a case that leaves the target out of a closure file holding one is told so, without a traceback
+    held = "{hidden: 4, layers: 1, fluctuating: false, linear_forcing: true, weights: tiny_target/closure.pt}"
+    other = _tiny_closure_case(tmp_path, "tiny_other", held, epochs=0, samples=2)
+    assert main(["closure", str(other), "--quiet"]) == 2
+    assert "closure: sgs weights" in capsys.readouterr().err
 
 
 def _start_field(tmp_path, name: str, tiles: int, ny: int | None = None):

@@ -26,7 +26,7 @@ import torch
 from ..grid import ChannelGrid
 from .operators import StaggeredOperators
 from .poisson import PoissonSolver
-from .wall_normal import EigenOperator, apply_along_y, centre_dirichlet_operator, face_dirichlet_operator
+from .wall_normal import EigenOperator, WallNormalMatrix, apply_along_y, centre_dirichlet_operator, face_dirichlet_operator
 
 __all__ = ["ChannelSolver", "ChannelState", "SolverDivergedError", "dean_bulk_velocity"]
 
@@ -46,6 +46,13 @@ RK3_REAL_AXIS_STABILITY = 2.51
 
 #: Compiled graphs kept per process: three Runge–Kutta stages (and the subgrid model) per compiled solver.
 COMPILED_GRAPH_LIMIT = 96
+
+
+#: Fewest wall-normal cells for which a compiled solver applies its wall-normal operators as even and
+#: odd blocks (:func:`~surrogate.solver.wall_normal.fold`). Measured on one CPU thread: the compiled
+#: step 20 % cheaper on 64 x 65 x 64 and 6-13 % on 128 x 129 x 128, no gain on 33 cells, and eager
+#: steps 23 % dearer on 33 cells (the folds are extra kernels there). benchmarks/README.md.
+SPLIT_MIN_CELLS = 64
 
 
 def _allow_compiled_solvers() -> None:
@@ -197,7 +204,9 @@ class ChannelSolver:
         self.device = torch.device(device)
         self.dtype = dtype
         self.ops = StaggeredOperators(grid, self.device, dtype)
-        self.poisson = PoissonSolver(grid, self.device, dtype)
+        # the wall-normal products split by parity where that is faster: compiled, with many cells
+        self.split_wall_normal = compile and grid.ny >= SPLIT_MIN_CELLS
+        self.poisson = PoissonSolver(grid, self.device, dtype, split=self.split_wall_normal)
         self.centre_y = EigenOperator(*centre_dirichlet_operator(grid), device=self.device, dtype=dtype)
         self.face_y = EigenOperator(*face_dirichlet_operator(grid), device=self.device, dtype=dtype)
         self._ones = torch.ones(grid.ny, 1, device=self.device, dtype=dtype)
@@ -416,12 +425,16 @@ class ChannelSolver:
             p=phi,
         )
 
-    def _implicit_operators(self, coefficient: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(I - c A)^{-1}`` at centres and faces and the response to a uniform force, for the 0-d
+    def _implicit_operators(self, coefficient: torch.Tensor) -> tuple[WallNormalMatrix, WallNormalMatrix, torch.Tensor]:
+        """``(I - c A)^{-1}`` at centres and faces (for :func:`apply_along_y`: even and odd blocks on
+        the symmetric grid) and the response to a uniform force, ``(1, ny, 1)``, for the 0-d
         ``coefficient`` c (formed inside the compiled substep: with an adaptive step, a new c each
         step)."""
-        centre = self.centre_y.helmholtz_inverse(coefficient)
-        return centre, self.face_y.helmholtz_inverse(coefficient), centre @ self._ones
+        if self.split_wall_normal:
+            centre, face = self.centre_y.helmholtz_blocks(coefficient), self.face_y.helmholtz_blocks(coefficient)
+        else:
+            centre, face = self.centre_y.helmholtz_inverse(coefficient), self.face_y.helmholtz_inverse(coefficient)
+        return centre, face, apply_along_y(centre, self._ones.view(1, -1, 1))
 
     def wall_profiles(self) -> WallProfiles:
         """The subgrid model's profiles of the wall distance: its mean-field ``nu_T`` on the faces,

@@ -8,6 +8,13 @@ eigenvalues ``lam`` and orthonormal eigenvectors ``Q``. Then::
 
 which turns every wall-normal Helmholtz or Poisson problem into a scaling in eigen-space: one
 dense matrix product per direction, which runs well on CPUs and GPUs alike.
+
+The channel's grid is symmetric about its centreline, so each operator commutes with the
+reflection ``J: y -> 2 - y`` and its eigenvectors are even or odd. A field then splits into its
+even and odd parts (:func:`fold`, :func:`unfold`), on which the operators act as two blocks of
+half the size: two products of a quarter of the cost each, half the arithmetic of the dense
+product (:attr:`EigenOperator.split`; an operator whose eigenvectors have no parity, e.g. on an
+asymmetric grid, keeps the dense product).
 """
 
 from __future__ import annotations
@@ -19,17 +26,54 @@ import torch
 
 from ..grid import ChannelGrid
 
-__all__ = ["apply_along_y", "EigenOperator", "centre_dirichlet_operator", "centre_neumann_operator", "face_dirichlet_operator"]
+__all__ = ["apply_along_y", "EigenOperator", "centre_dirichlet_operator", "centre_neumann_operator", "face_dirichlet_operator",
+           "fold", "unfold"]
+
+#: A dense ``(m, n)`` matrix, or the ``(even, odd)`` blocks of a reflection-symmetric ``(n, n)`` one.
+WallNormalMatrix = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-def apply_along_y(matrix: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """``matrix @ a`` along the y dimension of ``a`` (shape ``(nx, n, nz)``) as one matrix product.
-
-    Returns a contiguous ``(nx, m, nz)`` tensor for a ``(m, n)`` matrix.
-    """
+def _product(matrix: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     nx, n, nz = a.shape
     columns = a.transpose(0, 1).reshape(n, nx * nz)
     return (matrix @ columns).reshape(matrix.shape[0], nx, nz).transpose(0, 1).contiguous()
+
+
+def apply_along_y(matrix: WallNormalMatrix, a: torch.Tensor) -> torch.Tensor:
+    """``matrix @ a`` along the y dimension of ``a`` (shape ``(nx, n, nz)``).
+
+    A dense ``(m, n)`` matrix is one matrix product and gives a contiguous ``(nx, m, nz)`` tensor.
+    The blocks ``(even, odd)`` of a matrix that commutes with the reflection (e.g. of
+    :meth:`EigenOperator.helmholtz_blocks`) act on :func:`fold`'s parts of ``a``, which
+    :func:`unfold` joins: the same ``(nx, n, nz)`` result with half the arithmetic.
+    """
+    if isinstance(matrix, tuple):
+        even, odd = fold(a)
+        return unfold(_product(matrix[0], even), _product(matrix[1], odd))
+    return _product(matrix, a)
+
+
+def fold(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The even and odd parts of ``a`` about the centre of its dimension 1 (``n`` points): with
+    ``h = n // 2``, ``a_i + a_{n-1-i}`` and ``a_i - a_{n-1-i}`` for ``i < h``, the even part
+    followed by the middle point ``a_h`` when ``n`` is odd; shapes ``(.., n - h, ..)`` and
+    ``(.., h, ..)``."""
+    n = a.shape[1]
+    h = n // 2
+    top, bottom = a[:, :h], a[:, n - h:].flip(1)
+    even = top + bottom
+    if n % 2:
+        even = torch.cat([even, a[:, h:h + 1]], dim=1)
+    return even, top - bottom
+
+
+def unfold(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
+    """The field whose first half is ``even + odd`` (over the ``h`` points of ``odd``), whose mirror
+    half is ``even - odd`` and whose middle point, if ``even`` has one more, is its last:
+    :func:`fold`'s inverse up to the factor 2 that :class:`EigenOperator`'s blocks absorb."""
+    h = odd.shape[1]
+    top = even[:, :h]
+    return torch.cat([top + odd, even[:, h:], (top - odd).flip(1)], dim=1)
 
 
 def _tridiagonal(lower: np.ndarray, diag: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -76,6 +120,19 @@ def face_dirichlet_operator(grid: ChannelGrid) -> tuple[np.ndarray, np.ndarray]:
     return s, grid.dy_centres.copy()
 
 
+def _parity_bases(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases ``(n, n - n // 2)`` and ``(n, n // 2)`` of the vectors even and odd about the
+    centre of ``n`` points."""
+    h = n // 2
+    even, odd = np.zeros((n, n - h)), np.zeros((n, h))
+    for i in range(h):
+        even[i, i] = even[n - 1 - i, i] = odd[i, i] = np.sqrt(0.5)
+        odd[n - 1 - i, i] = -np.sqrt(0.5)
+    if n % 2:
+        even[h, h] = 1.0
+    return even, odd
+
+
 @dataclass
 class EigenOperator:
     """A wall-normal operator ``A = W^{-1} S`` in eigen-space, as torch tensors.
@@ -94,6 +151,12 @@ class EigenOperator:
         set to exactly zero).
     forward, backward : torch.Tensor, shape ``(n, n)``
         ``F`` and ``B``: ``a_hat = F @ a`` and ``a = B @ a_hat`` along the y dimension.
+    split : bool
+        Whether every eigenvector is even or odd about the centre (a symmetric grid). Then
+        ``even_eigenvalues`` and ``odd_eigenvalues`` are those of the ``n - n // 2`` even and
+        ``n // 2`` odd eigenvectors, ``even_forward``, ``odd_forward`` map :func:`fold`'s even and
+        odd parts to their eigen-coordinates, and ``even_backward``, ``odd_backward`` map those back
+        to the parts that :func:`unfold` joins.
     """
 
     symmetric: np.ndarray
@@ -112,9 +175,32 @@ class EigenOperator:
         self.forward = torch.tensor(q.T * root[None, :], **kw)
         self.backward = torch.tensor(q / root[:, None], **kw)
         self.matrix = torch.tensor(self.symmetric / self.heights[:, None], **kw)
+        reflected = sym[::-1, ::-1]
+        self.split = bool(np.abs(reflected - sym).max() <= 1e-10 * np.abs(sym).max()
+                          and np.abs(root[::-1] - root).max() <= 1e-12 * root.max())
+        if self.split:  # each parity's eigenvectors from its own block: near-degenerate pairs stay apart
+            for name, basis in zip(("even", "odd"), _parity_bases(lam.size)):
+                lam_part, q_part = np.linalg.eigh(basis.T @ (0.5 * (sym + sym.T)) @ basis)
+                lam_part[np.abs(lam_part) < 1e-12 * scale] = 0.0
+                vectors = basis @ q_part  # (n, n_part), each even or odd about the centre
+                rows = basis.shape[1] if name == "even" else lam.size // 2  # the points fold keeps
+                setattr(self, f"{name}_eigenvalues", torch.tensor(lam_part, **kw))
+                setattr(self, f"{name}_forward", torch.tensor((vectors.T * root[None, :])[:, :rows], **kw))
+                setattr(self, f"{name}_backward", torch.tensor((vectors / root[:, None])[:rows], **kw))
 
     def helmholtz_inverse(self, coefficient: float | torch.Tensor) -> torch.Tensor:
         """Dense ``(I - coefficient * A)^{-1}``, shape ``(n, n)``, for ``coefficient >= 0`` (a number
         or a 0-d tensor)."""
         scale = 1.0 / (1.0 - coefficient * self.eigenvalues)
         return (self.backward * scale[None, :]) @ self.forward
+
+    def helmholtz_blocks(self, coefficient: float | torch.Tensor) -> WallNormalMatrix:
+        """``(I - coefficient * A)^{-1}`` for :func:`apply_along_y`: its even and odd blocks where the
+        operator is :attr:`split`, else the dense matrix of :meth:`helmholtz_inverse`."""
+        if not self.split:
+            return self.helmholtz_inverse(coefficient)
+        return tuple(
+            (backward * (1.0 / (1.0 - coefficient * eigenvalues))[None, :]) @ forward
+            for backward, eigenvalues, forward in ((self.even_backward, self.even_eigenvalues, self.even_forward),
+                                                   (self.odd_backward, self.odd_eigenvalues, self.odd_forward))
+        )
