@@ -13,8 +13,8 @@ The channel's grid is symmetric about its centreline, so each operator commutes 
 reflection ``J: y -> 2 - y`` and its eigenvectors are even or odd. A field then splits into its
 even and odd parts (:func:`fold`, :func:`unfold`), on which the operators act as two blocks of
 half the size: two products of a quarter of the cost each, half the arithmetic of the dense
-product (:attr:`EigenOperator.split`; an operator whose eigenvectors have no parity, e.g. on an
-asymmetric grid, keeps the dense product).
+product (:attr:`EigenOperator.split`; an operator that does not commute with the reflection, e.g.
+on an asymmetric grid, keeps the dense product).
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ class EigenOperator:
     forward, backward : torch.Tensor, shape ``(n, n)``
         ``F`` and ``B``: ``a_hat = F @ a`` and ``a = B @ a_hat`` along the y dimension.
     split : bool
-        Whether every eigenvector is even or odd about the centre (a symmetric grid). Then
+        Whether the operator commutes with the reflection about the centre (a symmetric grid), so
+        that its eigenvectors are chosen even or odd, each parity from its own block. Then
         ``even_eigenvalues`` and ``odd_eigenvalues`` are those of the ``n - n // 2`` even and
         ``n // 2`` odd eigenvectors, ``even_forward``, ``odd_forward`` map :func:`fold`'s even and
         odd parts to their eigen-coordinates, and ``even_backward``, ``odd_backward`` map those back
