@@ -533,13 +533,19 @@ def _split_states(dataset: str, split: str, dtype: torch.dtype) -> torch.Tensor:
     return torch.stack([torch.as_tensor(record[name].values, dtype=dtype) for name in ("u", "v", "w")], dim=1)
 
 
-def _start_forcing_target(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver, rate: float) -> None:
-    """Fit the closure's forcing target to the resolved plane energies of the training split's
-    filtered DNS (squared rms profiles, symmetrised about the centreline) at the rate ``rate``."""
+def _training_profiles(dataset: str):
+    """The unfolded one-point profiles (:func:`surrogate.stats.mean_profiles`) of the dataset's
+    training split, an ``xarray.Dataset`` over its ``ny`` cell centres."""
     from .evaluation import open_run
     from .stats import mean_profiles
 
-    profiles = mean_profiles(open_run(dataset, split="train")[["u", "v", "w"]], fold=False)
+    return mean_profiles(open_run(dataset, split="train")[["u", "v", "w"]], fold=False)
+
+
+def _start_forcing_target(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver, rate: float) -> None:
+    """Fit the closure's forcing target to the resolved plane energies of the training split's
+    filtered DNS (squared rms profiles, symmetrised about the centreline) at the rate ``rate``."""
+    profiles = _training_profiles(dataset)
     energies = torch.stack([torch.as_tensor(profiles[f"{name}_rms"].values, dtype=solver.dtype) ** 2 for name in "uvw"])
     energies = 0.5 * (energies + energies.flip(-1))
     misfit = closure.fit_forcing_target(solver.ops, solver.nu, energies, rate)
@@ -552,11 +558,9 @@ def _start_forcing_target(closure: NeuralEddyViscosity, dataset: str, solver: Ch
 
 def _start_mean_field(closure: NeuralEddyViscosity, dataset: str, solver: ChannelSolver) -> None:
     """Fit the closure's mean-field part to the a-priori estimate of the training split's statistics."""
-    from .evaluation import open_run
     from .solver.neural_sgs import a_priori_mean_field_viscosity
-    from .stats import mean_profiles
 
-    profiles = mean_profiles(open_run(dataset, split="train")[["u", "v", "w"]], fold=False)
+    profiles = _training_profiles(dataset)
     mean_u, uv = (torch.as_tensor(profiles[name].values, dtype=solver.dtype) for name in ("U", "uv"))
     target = a_priori_mean_field_viscosity(solver.ops, solver.nu, mean_u, uv)
     misfit = closure.fit_mean_field(solver.ops, solver.nu, target)

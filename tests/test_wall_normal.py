@@ -65,7 +65,7 @@ def test_the_split_poisson_solve_inverts_the_discrete_laplacian(ny) -> None:
     grid = ChannelGrid(8, ny, 6, stretching=2.0)
     split, dense = (PoissonSolver(grid, CPU, torch.float64, split=flag) for flag in (True, False))
     ops = StaggeredOperators(grid, CPU, torch.float64)
-    assert split.split and not dense.split
+    assert split.wall_normal.split and not dense.wall_normal.split
     rhs = torch.randn(grid.shape, dtype=torch.float64)
     rhs -= (rhs * ops.dy).sum() / (ops.dy.sum() * grid.nx * grid.nz)  # solvable: no net source
     phi = split.solve(rhs)

@@ -207,8 +207,10 @@ class ChannelSolver:
         # the wall-normal products split by parity where that is faster: compiled, with many cells
         self.split_wall_normal = compile and grid.ny >= SPLIT_MIN_CELLS
         self.poisson = PoissonSolver(grid, self.device, dtype, split=self.split_wall_normal)
-        self.centre_y = EigenOperator(*centre_dirichlet_operator(grid), device=self.device, dtype=dtype)
-        self.face_y = EigenOperator(*face_dirichlet_operator(grid), device=self.device, dtype=dtype)
+        self.centre_y, self.face_y = (
+            EigenOperator(*operator(grid), device=self.device, dtype=dtype, split=self.split_wall_normal)
+            for operator in (centre_dirichlet_operator, face_dirichlet_operator)
+        )
         self._ones = torch.ones(grid.ny, 1, device=self.device, dtype=dtype)
         self._eddy_viscosity_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.compiled = compile
@@ -430,11 +432,8 @@ class ChannelSolver:
         the symmetric grid) and the response to a uniform force, ``(1, ny, 1)``, for the 0-d
         ``coefficient`` c (formed inside the compiled substep: with an adaptive step, a new c each
         step)."""
-        if self.split_wall_normal:
-            centre, face = self.centre_y.helmholtz_blocks(coefficient), self.face_y.helmholtz_blocks(coefficient)
-        else:
-            centre, face = self.centre_y.helmholtz_inverse(coefficient), self.face_y.helmholtz_inverse(coefficient)
-        return centre, face, apply_along_y(centre, self._ones.view(1, -1, 1))
+        centre = self.centre_y.helmholtz_blocks(coefficient)
+        return centre, self.face_y.helmholtz_blocks(coefficient), apply_along_y(centre, self._ones.view(1, -1, 1))
 
     def wall_profiles(self) -> WallProfiles:
         """The subgrid model's profiles of the wall distance: its mean-field ``nu_T`` on the faces,

@@ -128,7 +128,7 @@ _PART_STATES = {"mean_field": "mean_state_dict", "rotation": "rotation_state_dic
                 "linear_forcing": "forcing_state_dict", "forcing_target": "forcing_target_state_dict"}
 #: Parts that start as no term, so that a case may add them to a closure file that lacks them and
 #: start from that closure unchanged.
-_NEUTRAL_PARTS = ("mean_field", "rotation", "anisotropy", "linear_forcing", "forcing_target")
+_NEUTRAL_PARTS = tuple(part for part in CLOSURE_PARTS if part != "fluctuating")
 
 
 class ClosureNetwork(nn.Module):

@@ -29,18 +29,18 @@ class PoissonSolver:
     """Solve the discrete pressure Poisson equation on a :class:`ChannelGrid`.
 
     The mean (zero-wavenumber, constant-in-y) part of the solution is fixed to zero. With ``split``
-    (and a symmetric grid: :attr:`EigenOperator.split`) the even and odd parts of the spectrum go
-    through their own halves of the wall-normal transforms, half the arithmetic of the dense ones.
+    (and a symmetric grid: :attr:`EigenOperator.split` of :attr:`wall_normal`) the even and odd parts
+    of the spectrum go through their own halves of the wall-normal transforms, half the arithmetic
+    of the dense ones.
     """
 
     def __init__(self, grid: ChannelGrid, device: torch.device, dtype: torch.dtype, split: bool = False) -> None:
         self.grid = grid
-        self.wall_normal = EigenOperator(*centre_neumann_operator(grid), device=device, dtype=dtype)
-        self.split = split and self.wall_normal.split
+        self.wall_normal = EigenOperator(*centre_neumann_operator(grid), device=device, dtype=dtype, split=split)
         kx2 = modified_wavenumber_squared(grid.nx, grid.lx, real=False).to(device=device, dtype=dtype)
         kz2 = modified_wavenumber_squared(grid.nz, grid.lz, real=True).to(device=device, dtype=dtype)
         op = self.wall_normal
-        parts = [op.even_eigenvalues, op.odd_eigenvalues] if self.split else [op.eigenvalues]
+        parts = [op.even_eigenvalues, op.odd_eigenvalues] if op.split else [op.eigenvalues]
         self._inverses = [_inverse(eigenvalues, kx2, kz2) for eigenvalues in parts]
 
     def solve(self, rhs: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ class PoissonSolver:
         nx, ny, nk = spectrum.shape
         real = torch.view_as_real(spectrum).reshape(nx, ny, nk * 2)
         op = self.wall_normal
-        if self.split:
+        if op.split:
             forward, backward = (op.even_forward, op.odd_forward), (op.even_backward, op.odd_backward)
             parts = fold(real)
         else:
@@ -58,7 +58,7 @@ class PoissonSolver:
             apply_along_y(back, (apply_along_y(fwd, part).view(nx, -1, nk, 2) * inverse).view(nx, -1, nk * 2))
             for fwd, back, part, inverse in zip(forward, backward, parts, self._inverses)
         ]
-        real = unfold(*solved) if self.split else solved[0]
+        real = unfold(*solved) if op.split else solved[0]
         spectrum = torch.view_as_complex(real.view(nx, ny, nk, 2))
         return torch.fft.irfft2(spectrum, s=(self.grid.nx, self.grid.nz), dim=(0, 2))
 

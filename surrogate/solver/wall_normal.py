@@ -143,6 +143,9 @@ class EigenOperator:
         ``S`` (shape ``(n, n)``) and the control-volume heights (``(n,)``) of the operator.
     device, dtype
         Where the transforms live.
+    split
+        Apply the operator as even and odd blocks where it allows that (default); ``False``: always
+        as dense matrices.
 
     Attributes
     ----------
@@ -152,8 +155,8 @@ class EigenOperator:
     forward, backward : torch.Tensor, shape ``(n, n)``
         ``F`` and ``B``: ``a_hat = F @ a`` and ``a = B @ a_hat`` along the y dimension.
     split : bool
-        Whether the operator commutes with the reflection about the centre (a symmetric grid), so
-        that its eigenvectors are chosen even or odd, each parity from its own block. Then
+        Asked for, and the operator commutes with the reflection about the centre (a symmetric
+        grid), so that its eigenvectors are chosen even or odd, each parity from its own block. Then
         ``even_eigenvalues`` and ``odd_eigenvalues`` are those of the ``n - n // 2`` even and
         ``n // 2`` odd eigenvectors, ``even_forward``, ``odd_forward`` map :func:`fold`'s even and
         odd parts to their eigen-coordinates, and ``even_backward``, ``odd_backward`` map those back
@@ -164,6 +167,7 @@ class EigenOperator:
     heights: np.ndarray
     device: torch.device
     dtype: torch.dtype
+    split: bool = True
 
     def __post_init__(self) -> None:
         root = np.sqrt(self.heights)
@@ -177,7 +181,7 @@ class EigenOperator:
         self.backward = torch.tensor(q / root[:, None], **kw)
         self.matrix = torch.tensor(self.symmetric / self.heights[:, None], **kw)
         reflected = sym[::-1, ::-1]
-        self.split = bool(np.abs(reflected - sym).max() <= 1e-10 * np.abs(sym).max()
+        self.split = bool(self.split and np.abs(reflected - sym).max() <= 1e-10 * np.abs(sym).max()
                           and np.abs(root[::-1] - root).max() <= 1e-12 * root.max())
         if self.split:  # each parity's eigenvectors from its own block: near-degenerate pairs stay apart
             for name, basis in zip(("even", "odd"), _parity_bases(lam.size)):
@@ -192,16 +196,17 @@ class EigenOperator:
     def helmholtz_inverse(self, coefficient: float | torch.Tensor) -> torch.Tensor:
         """Dense ``(I - coefficient * A)^{-1}``, shape ``(n, n)``, for ``coefficient >= 0`` (a number
         or a 0-d tensor)."""
-        scale = 1.0 / (1.0 - coefficient * self.eigenvalues)
-        return (self.backward * scale[None, :]) @ self.forward
+        return _helmholtz(self.backward, self.eigenvalues, self.forward, coefficient)
 
     def helmholtz_blocks(self, coefficient: float | torch.Tensor) -> WallNormalMatrix:
         """``(I - coefficient * A)^{-1}`` for :func:`apply_along_y`: its even and odd blocks where the
         operator is :attr:`split`, else the dense matrix of :meth:`helmholtz_inverse`."""
         if not self.split:
             return self.helmholtz_inverse(coefficient)
-        return tuple(
-            (backward * (1.0 / (1.0 - coefficient * eigenvalues))[None, :]) @ forward
-            for backward, eigenvalues, forward in ((self.even_backward, self.even_eigenvalues, self.even_forward),
-                                                   (self.odd_backward, self.odd_eigenvalues, self.odd_forward))
-        )
+        return (_helmholtz(self.even_backward, self.even_eigenvalues, self.even_forward, coefficient),
+                _helmholtz(self.odd_backward, self.odd_eigenvalues, self.odd_forward, coefficient))
+
+
+def _helmholtz(backward: torch.Tensor, eigenvalues: torch.Tensor, forward: torch.Tensor, coefficient) -> torch.Tensor:
+    """``B diag(1 / (1 - c lam)) F``: the inverse of ``I - c A`` in eigen-space, composed back."""
+    return (backward * (1.0 / (1.0 - coefficient * eigenvalues))[None, :]) @ forward
