@@ -22,16 +22,17 @@ from surrogate.solver.wall_normal import (
 CPU = torch.device("cpu")
 
 
+@pytest.mark.parametrize("dim", [0, 1])
 @pytest.mark.parametrize("n", [6, 7])
-def test_fold_splits_a_field_into_its_even_and_odd_parts_and_unfold_joins_them(n) -> None:
-    a = torch.randn(3, n, 4, dtype=torch.float64)
-    even, odd = fold(a)
-    assert even.shape[1] == n - n // 2 and odd.shape[1] == n // 2
-    torch.testing.assert_close(fold(a.flip(1))[0], even)  # the even part is the reflection's too
-    torch.testing.assert_close(fold(a.flip(1))[1], -odd)
+def test_fold_splits_a_field_into_its_even_and_odd_parts_and_unfold_joins_them(n, dim) -> None:
+    a = torch.randn(3, n, 4, dtype=torch.float64).movedim(1, dim)  # y along dim
+    even, odd = fold(a, dim)
+    assert even.shape[dim] == n - n // 2 and odd.shape[dim] == n // 2
+    torch.testing.assert_close(fold(a.flip(dim), dim)[0], even)  # the even part is the reflection's too
+    torch.testing.assert_close(fold(a.flip(dim), dim)[1], -odd)
     halved = even.clone()
-    halved[:, : n // 2] *= 0.5
-    torch.testing.assert_close(unfold(halved, 0.5 * odd), a)
+    halved.narrow(dim, 0, n // 2).mul_(0.5)
+    torch.testing.assert_close(unfold(halved, 0.5 * odd, dim), a)
 
 
 @pytest.mark.parametrize("ny", [9, 10, 33, 65])

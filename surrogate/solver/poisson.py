@@ -44,28 +44,33 @@ class PoissonSolver:
         self._inverses = [_inverse(eigenvalues, kx2, kz2) for eigenvalues in parts]
 
     def solve(self, rhs: torch.Tensor) -> torch.Tensor:
-        """Return ``phi`` with ``D G phi = rhs``; ``rhs`` and ``phi`` have shape ``(nx, ny, nz)``."""
+        """Return ``phi`` with ``D G phi = rhs``; ``rhs`` and ``phi`` have shape ``(nx, ny, nz)``.
+
+        The spectrum is transformed along y as ``(ny, nx * nk * 2)`` columns of its real and
+        imaginary parts, y first: the memory order the CPU's FFT returns (so that no copy is made
+        there) in which each wall-normal transform is one plain matrix product.
+        """
         spectrum = torch.fft.rfft2(rhs, dim=(0, 2))
         nx, ny, nk = spectrum.shape
-        real = torch.view_as_real(spectrum).reshape(nx, ny, nk * 2)
+        columns = torch.view_as_real(spectrum.transpose(0, 1).contiguous()).view(ny, -1)
         op = self.wall_normal
         if op.split:
             forward, backward = (op.even_forward, op.odd_forward), (op.even_backward, op.odd_backward)
-            parts = fold(real)
+            parts = fold(columns, dim=0)
         else:
-            forward, backward, parts = (op.forward,), (op.backward,), (real,)
+            forward, backward, parts = (op.forward,), (op.backward,), (columns,)
         solved = [
-            apply_along_y(back, (apply_along_y(fwd, part).view(nx, -1, nk, 2) * inverse).view(nx, -1, nk * 2))
+            back @ ((fwd @ part).view(-1, nx, nk, 2) * inverse).view(-1, nx * nk * 2)
             for fwd, back, part, inverse in zip(forward, backward, parts, self._inverses)
         ]
-        real = unfold(*solved) if op.split else solved[0]
-        spectrum = torch.view_as_complex(real.view(nx, ny, nk, 2))
+        columns = unfold(*solved, dim=0) if op.split else solved[0]
+        spectrum = torch.view_as_complex(columns.view(ny, nx, nk, 2)).transpose(0, 1)
         return torch.fft.irfft2(spectrum, s=(self.grid.nx, self.grid.nz), dim=(0, 2))
 
 
 def _inverse(eigenvalues: torch.Tensor, kx2: torch.Tensor, kz2: torch.Tensor) -> torch.Tensor:
-    """``1 / (lam - kx^2 - kz^2)`` (0 where that vanishes: the mean), ``(nx, n, nk, 1)`` to scale the
-    real and imaginary parts of a spectrum in eigen-coordinates."""
-    denom = eigenvalues.view(1, -1, 1) - kx2.view(-1, 1, 1) - kz2.view(1, 1, -1)
+    """``1 / (lam - kx^2 - kz^2)`` (0 where that vanishes: the mean), ``(n, nx, nk, 1)`` to scale the
+    real and imaginary parts of a y-first spectrum in eigen-coordinates."""
+    denom = eigenvalues.view(-1, 1, 1) - kx2.view(1, -1, 1) - kz2.view(1, 1, -1)
     inverse = torch.where(denom == 0, torch.zeros_like(denom), 1.0 / torch.where(denom == 0, 1.0, denom))
     return inverse.unsqueeze(-1)

@@ -53,27 +53,27 @@ def apply_along_y(matrix: WallNormalMatrix, a: torch.Tensor) -> torch.Tensor:
     return _product(matrix, a)
 
 
-def fold(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The even and odd parts of ``a`` about the centre of its dimension 1 (``n`` points): with
-    ``h = n // 2``, ``a_i + a_{n-1-i}`` and ``a_i - a_{n-1-i}`` for ``i < h``, the even part
-    followed by the middle point ``a_h`` when ``n`` is odd; shapes ``(.., n - h, ..)`` and
-    ``(.., h, ..)``."""
-    n = a.shape[1]
+def fold(a: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The even and odd parts of ``a`` about the centre of its dimension ``dim`` (``n`` points, y by
+    default): with ``h = n // 2``, ``a_i + a_{n-1-i}`` and ``a_i - a_{n-1-i}`` for ``i < h``, the
+    even part followed by the middle point ``a_h`` when ``n`` is odd; ``n - h`` and ``h`` points
+    along ``dim``."""
+    n = a.shape[dim]
     h = n // 2
-    top, bottom = a[:, :h], a[:, n - h:].flip(1)
+    top, bottom = a.narrow(dim, 0, h), a.narrow(dim, n - h, h).flip(dim)
     even = top + bottom
     if n % 2:
-        even = torch.cat([even, a[:, h:h + 1]], dim=1)
+        even = torch.cat([even, a.narrow(dim, h, 1)], dim=dim)
     return even, top - bottom
 
 
-def unfold(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
-    """The field whose first half is ``even + odd`` (over the ``h`` points of ``odd``), whose mirror
-    half is ``even - odd`` and whose middle point, if ``even`` has one more, is its last:
-    :func:`fold`'s inverse up to the factor 2 that :class:`EigenOperator`'s blocks absorb."""
-    h = odd.shape[1]
-    top = even[:, :h]
-    return torch.cat([top + odd, even[:, h:], (top - odd).flip(1)], dim=1)
+def unfold(even: torch.Tensor, odd: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """The field whose first half is ``even + odd`` (over the ``h`` points of ``odd`` along ``dim``),
+    whose mirror half is ``even - odd`` and whose middle point, if ``even`` has one more, is its
+    last: :func:`fold`'s inverse up to the factor 2 that :class:`EigenOperator`'s blocks absorb."""
+    h = odd.shape[dim]
+    top = even.narrow(dim, 0, h)
+    return torch.cat([top + odd, even.narrow(dim, h, even.shape[dim] - h), (top - odd).flip(dim)], dim=dim)
 
 
 def _tridiagonal(lower: np.ndarray, diag: np.ndarray, upper: np.ndarray) -> np.ndarray:
