@@ -29,6 +29,24 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int)
     return samples[len(samples) // 2]
 
 
+def interleaved_min_seconds(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Least wall time of each ``fn()`` over ``repeats`` rounds that call every one in turn, after
+    one warm-up call each: on a machine shared with other work, the rounds see the same load and
+    the least time is the one least disturbed by it."""
+    best = {}
+    for name, fn in fns.items():
+        fn()
+        synchronize(device)
+        best[name] = float("inf")
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def status_kib(field: str) -> int:
     """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) of this process in KiB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
