@@ -8,9 +8,11 @@ case ``cases/les_re180_wale.yaml`` (CFL 1, C_w = 0.325, compiled as the case say
 own grid and box (the baseline: the same cells and domain) and on the study's 32 x 33 x 16 over
 4 pi x 2 x 4 pi / 3, each advanced ``--les-time`` h/u_tau from its turbulent trip after a warm-up
 of the same length (which also compiles it). Aim of the rollout issue: the rollout at
-least 3x cheaper per h/u_tau.
+least 3x cheaper per h/u_tau. ``--sgs-update step`` runs the LES with the model's ``nu_t`` held over
+each step (``solver.sgs_update``), the cheaper LES.
 
     python benchmarks/bench_rollout.py
+    python benchmarks/bench_rollout.py --sgs-update step
     python benchmarks/bench_rollout.py --device cuda
 """
 
@@ -64,10 +66,10 @@ def surrogate_seconds(name: str, steps: int, device: torch.device, compile: bool
     return time.perf_counter() - start, simulated, warm_up
 
 
-def les_seconds(duration: float, device: torch.device, grid: list[str] = ()) -> tuple[float, float, int]:
-    """(wall seconds, h/u_tau covered, steps) of the WALE LES case (its grid overridden by ``grid``)
-    after an equal warm-up."""
-    case = load_case(LES_CASE, [f"solver.device={device.type}", *grid])
+def les_seconds(duration: float, device: torch.device, overrides: list[str] = ()) -> tuple[float, float, int]:
+    """(wall seconds, h/u_tau covered, steps) of the WALE LES case (with the command-line
+    ``overrides``, e.g. of its grid) after an equal warm-up."""
+    case = load_case(LES_CASE, [f"solver.device={device.type}", *overrides])
     solver = build_solver(case)
     state = solver.run(solver.initial_condition("turbulent", seed=0, amplitude=case.initial.amplitude), t_end=duration)
     synchronize(device)
@@ -84,6 +86,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="surrogate predictions to time")
     parser.add_argument("--les-time", type=float, default=4.0, help="h/u_tau of LES to time")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sgs-update", choices=["substep", "step"], default="substep", help="the LES's solver.sgs_update")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -91,9 +94,10 @@ def main() -> None:
     grid = checkpoint["grid"]
     own = [f"grid.{key}={getattr(grid, key)}" for key in ("nx", "ny", "nz", "lx", "lz", "stretching")]
     rows = []
-    for label, overrides in ((f"WALE LES on the model's grid, {grid.nx} x {grid.ny} x {grid.nz} (compiled)", own),
-                             ("WALE LES of the study case, 32 x 33 x 16 over 4 pi x 2 x 4 pi/3 (compiled)", [])):
-        les, les_time, les_steps = les_seconds(args.les_time, device, overrides)
+    update = f"nu_t every {args.sgs_update}"
+    for label, overrides in ((f"WALE LES on the model's grid, {grid.nx} x {grid.ny} x {grid.nz} (compiled, {update})", own),
+                             (f"WALE LES of the study case, 32 x 33 x 16 over 4 pi x 2 x 4 pi/3 (compiled, {update})", [])):
+        les, les_time, les_steps = les_seconds(args.les_time, device, [*overrides, f"solver.sgs_update={args.sgs_update}"])
         rows.append((label, les, les_time, f"{les_steps} steps"))
     variants = [(False, 1), (False, None), (True, 1), (True, 5), (True, None)]
     for compile, output_every in variants:

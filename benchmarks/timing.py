@@ -29,10 +29,13 @@ def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int)
     return samples[len(samples) // 2]
 
 
-def interleaved_min_seconds(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
-    """Least wall time of each ``fn()`` over ``repeats`` rounds that call every one in turn, after
-    one warm-up call each: on a machine shared with other work, the rounds see the same load and
-    the least time is the one least disturbed by it."""
+def interleaved_min_seconds(
+    fns: dict[str, Callable[[], object]], device: torch.device, repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
+    """Least time of each ``fn()`` over ``repeats`` rounds that call every one in turn, after one
+    warm-up call each: on a machine shared with other work, the rounds see the same load and the
+    least time is the one least disturbed by it. ``clock``: wall time by default, or e.g.
+    ``time.process_time`` (CPU time of this process, CPU devices only)."""
     best = {}
     for name, fn in fns.items():
         fn()
@@ -40,10 +43,10 @@ def interleaved_min_seconds(fns: dict[str, Callable[[], object]], device: torch.
         best[name] = float("inf")
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
             synchronize(device)
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     return best
 
 

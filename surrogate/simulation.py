@@ -64,6 +64,7 @@ def build_solver(case: CaseConfig) -> ChannelSolver:
         case.physics.forcing,
         bulk_velocity=case.physics.bulk_velocity,
         sgs=build_sgs(case),
+        sgs_update=case.solver.sgs_update,
         cfl=case.solver.cfl,
         device=case.solver.device,
         dtype=getattr(torch, case.solver.dtype),

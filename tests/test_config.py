@@ -165,6 +165,12 @@ def test_override_is_type_checked(tmp_path):
         load_case(write_case(tmp_path), ["solver.dtype=float16"])
 
 
+def test_the_subgrid_update_is_read_and_checked(tmp_path):
+    assert load_case(write_case(tmp_path), ["solver.sgs_update=step"]).solver.sgs_update == "step"
+    with pytest.raises(ConfigError, match=r"solver\.sgs_update.*'stage'"):
+        load_case(write_case(tmp_path), ["solver.sgs_update=stage"])
+
+
 def test_malformed_override(tmp_path):
     with pytest.raises(ConfigError, match="section.key=value"):
         load_case(write_case(tmp_path), ["solver.dt"])

@@ -1,6 +1,6 @@
 """Staggered operators: the eddy-viscous force against the discrete Laplacian and its dissipation, the
 summed momentum flux against its three terms apart; the LES step's evaluations of the subgrid model,
-and the compiled step against the eager one."""
+and the compiled step against the eager one; the model held over a step."""
 
 from __future__ import annotations
 
@@ -131,3 +131,32 @@ def test_the_compiled_les_step_matches_the_eager_one():
     assert a.time == b.time
     for name in ("u", "v", "w"):
         torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["wale", "smagorinsky"])
+def test_a_step_that_updates_the_model_once_holds_the_first_substeps_nu_t(name):
+    from surrogate.solver.sgs import build_sgs_model
+
+    model = build_sgs_model(name)
+    counted = _Counting(model)
+    once = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=counted, sgs_update="step")
+    start = once.initial_condition("turbulent", seed=5, amplitude=1.0)
+    dt = once.stable_dt(start)
+    a = once.step(start, dt)
+    assert counted.calls == 1
+    nu_t = model.eddy_viscosity(once.ops, start.u, start.v, start.w, once.nu)
+
+    class Frozen:  # the step's first nu_t at every substep
+        def eddy_viscosity(self, ops, u, v, w, nu):
+            return nu_t
+
+    frozen = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=Frozen()).step(start, dt)
+    every = ChannelSolver(GRID, re_tau=180.0, forcing="constant_flow_rate", sgs=build_sgs_model(name)).step(start, dt)
+    for field in ("u", "v", "w", "p"):
+        assert torch.equal(getattr(a, field), getattr(frozen, field)), field
+    assert not torch.equal(a.u, every.u)  # the per-substep update is another scheme
+
+
+def test_an_unknown_subgrid_update_is_refused():
+    with pytest.raises(ValueError, match="sgs_update must be one of"):
+        ChannelSolver(GRID, re_tau=180.0, sgs_update="stage")

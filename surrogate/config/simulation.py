@@ -121,7 +121,9 @@ class SolverConfig(ConfigModel):
     """Solver section: time step (fixed ``dt`` in h/u_tau, or adaptive from ``cfl``), dtype, device.
 
     ``compile`` fuses each Runge–Kutta substep with ``torch.compile`` (faster long runs after a
-    one-off compilation; agrees with the eager solver to round-off).
+    one-off compilation; agrees with the eager solver to round-off). ``sgs_update``: the subgrid
+    model's ``nu_t`` evaluated every Runge–Kutta ``substep`` (default) or once per ``step`` and held
+    over its substeps (:class:`~surrogate.solver.channel.ChannelSolver`).
     """
 
     dt: Float | None = None
@@ -129,6 +131,7 @@ class SolverConfig(ConfigModel):
     dtype: Literal["float64", "float32"] = "float64"
     device: str = "cpu"
     compile: bool = False
+    sgs_update: Literal["substep", "step"] = "substep"
 
     @model_validator(mode="after")
     def check(self) -> SolverConfig:

@@ -32,6 +32,8 @@ __all__ = ["ChannelSolver", "ChannelState", "SolverDivergedError", "dean_bulk_ve
 
 Forcing = Literal["constant_pressure_gradient", "constant_flow_rate"]
 FORCINGS = ("constant_pressure_gradient", "constant_flow_rate")
+SgsUpdate = Literal["substep", "step"]
+SGS_UPDATES = ("substep", "step")
 #: A subgrid model's mean-field ``nu_T`` and residual-stress coefficient (:meth:`ChannelSolver.wall_profiles`).
 WallProfiles = tuple[torch.Tensor | None, torch.Tensor | None]
 
@@ -163,6 +165,11 @@ class ChannelSolver:
         ``residual_force(ops, u, v, w, coefficient)`` (the divergence of its ``residual_stress`` for
         an :class:`~surrogate.solver.sgs.EddyViscosityModel`). Both profiles are evaluated once per step
         (once per :meth:`run` without gradients).
+    sgs_update
+        When the model's pointwise ``nu_t`` is evaluated: ``"substep"`` (default) at the start of
+        every Runge–Kutta substep, from that substep's velocities; ``"step"`` once per step, from
+        the step's initial velocities, and held over its three substeps (the subgrid stress is then
+        first-order accurate in time within a step; a third of the model evaluations).
     cfl
         Default CFL number of the adaptive time step.
     device, dtype
@@ -181,6 +188,7 @@ class ChannelSolver:
         *,
         bulk_velocity: float | None = None,
         sgs: object | None = None,
+        sgs_update: SgsUpdate = "substep",
         cfl: float = 0.8,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float64,
@@ -188,6 +196,8 @@ class ChannelSolver:
     ) -> None:
         if forcing not in FORCINGS:
             raise ValueError(f"forcing must be one of {FORCINGS}, got {forcing!r}")
+        if sgs_update not in SGS_UPDATES:
+            raise ValueError(f"sgs_update must be one of {SGS_UPDATES}, got {sgs_update!r}")
         if not (math.isfinite(re_tau) and re_tau > 0):
             raise ValueError(f"re_tau must be a positive number, got {re_tau!r}")
         if sgs is not None and not callable(getattr(sgs, "eddy_viscosity", None)):
@@ -200,6 +210,7 @@ class ChannelSolver:
         self.forcing = forcing
         self.bulk_velocity = float(bulk_velocity) if bulk_velocity is not None else dean_bulk_velocity(re_tau)
         self.sgs = sgs
+        self.sgs_update = sgs_update
         self.cfl = cfl
         self.device = torch.device(device)
         self.dtype = dtype
@@ -511,7 +522,7 @@ class ChannelSolver:
         for stage in range(len(RK3_BETA)):
             if stage == 0:
                 nu_t = self.eddy_viscosity(state)
-            else:  # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
+            elif self.sgs_update == "substep":  # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
                 nu_t = None if getattr(self.sgs, "fused", True) else self._pointwise_viscosity(u, v, w)
             u, v, w, p, forcing, previous = self._substep_fn(stage, u, v, w, previous, dt_tensor, nu_t, profiles)
         return ChannelState(
