@@ -78,14 +78,15 @@ def main() -> None:
             print(f"{'grid':>14} {'model':>20} {'base [ms]':>10} {'tree [ms]':>10} {'tree/base':>10} {'max |du|':>9}")
             for label in args.grids:
                 grid = GRIDS[label]
+                base_grid = base.grid.ChannelGrid(**{f.name: getattr(grid, f.name) for f in dataclasses.fields(grid) if f.init})
                 steps = max(1, round(2e5 / (grid.nx * grid.ny * grid.nz)))
                 for model in args.models:
                     name, params = MODELS[model]
                     solvers = {
-                        "base": BaseSolver(base.grid.ChannelGrid(**{f.name: getattr(grid, f.name) for f in dataclasses.fields(grid)}), 180.0, "constant_flow_rate",
-                                           sgs=None if name == "none" else base_sgs(name, **params), compile=args.compiled),
-                        "tree": ChannelSolver(grid, 180.0, "constant_flow_rate",
-                                              sgs=None if name == "none" else build_sgs_model(name, **params), compile=args.compiled),
+                        side: solver(cells, 180.0, "constant_flow_rate", compile=args.compiled,
+                                     sgs=None if name == "none" else sgs(name, **params))
+                        for side, solver, sgs, cells in (("base", BaseSolver, base_sgs, base_grid),
+                                                         ("tree", ChannelSolver, build_sgs_model, grid))
                     }
                     states = {k: s.initial_condition("turbulent", seed=0) for k, s in solvers.items()}
                     with torch.no_grad():

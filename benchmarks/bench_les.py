@@ -94,5 +94,6 @@ def main() -> None:
             update = "-" if label_model == "none" else update
             print(f"{label:>28} {label_model:>20} {update:>10} {1e3 * total / STEPS:10.2f} {total / baseline:11.2f}x", flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ from surrogate.fields import open_fields
 from surrogate.pretrained import load_pretrained
 from surrogate.rollout import Predictions, rollout
 from surrogate.simulation import build_solver
+from surrogate.solver.channel import SGS_UPDATES
 from timing import synchronize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="surrogate predictions to time")
     parser.add_argument("--les-time", type=float, default=4.0, help="h/u_tau of LES to time")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sgs-update", choices=["substep", "step"], default="substep", help="the LES's solver.sgs_update")
+    parser.add_argument("--sgs-update", choices=SGS_UPDATES, default="substep", help="the LES's solver.sgs_update")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
