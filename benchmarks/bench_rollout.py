@@ -38,15 +38,25 @@ TRAJECTORY = ROOT / "validation" / "data" / "dataset_re180" / "trajectory_001.nc
 LES_CASE = ROOT / "cases" / "les_re180_wale.yaml"
 
 
+def first_window() -> torch.Tensor:
+    """The first window of the committed test trajectory, ``(1, 3, nx, ny, nz)`` float32 in u_tau."""
+    initial = open_fields(TRAJECTORY).isel(time=slice(0, 1)).load()
+    return torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values).float()
+
+
+def grid_overrides(grid) -> list[str]:
+    """Command-line overrides that put a case on ``grid`` (a :class:`~surrogate.grid.ChannelGrid`)."""
+    return [f"grid.{key}={getattr(grid, key)}" for key in ("nx", "ny", "nz", "lx", "lz", "stretching")]
+
+
 def surrogate_seconds(name: str, steps: int, device: torch.device, compile: bool, output_every: int | None) -> tuple[float, float, float]:
     """(wall seconds, h/u_tau covered, seconds of the warm-up) of ``steps`` predictions, writing
     every ``output_every``-th state to a netCDF file as ``surrogate rollout`` does (``None``: no output).
 
     The warm-up (two predictions, which compile the model with ``compile``) is timed apart.
     """
-    initial = open_fields(TRAJECTORY).isel(time=slice(0, 1)).load()
     model, checkpoint = load_pretrained(name, map_location=device)
-    window = torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values).float()
+    window = first_window()
     options = dict(normalization=checkpoint["normalization"], grid=checkpoint["grid"], dt=checkpoint["dt"], re_tau=checkpoint["re_tau"])
     predictions = Predictions(model, window, device=device, compile=compile, **options)
     start = time.perf_counter()
@@ -93,7 +103,7 @@ def main() -> None:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     _, checkpoint = load_pretrained(args.model)
     grid = checkpoint["grid"]
-    own = [f"grid.{key}={getattr(grid, key)}" for key in ("nx", "ny", "nz", "lx", "lz", "stretching")]
+    own = grid_overrides(grid)
     rows = []
     update = f"nu_t every {args.sgs_update}"
     for label, overrides in ((f"WALE LES on the model's grid, {grid.nx} x {grid.ny} x {grid.nz} (compiled, {update})", own),

@@ -19,19 +19,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
+from bench_rollout import LES_CASE, first_window, grid_overrides
 from surrogate.config import load_case
-from surrogate.fields import open_fields
 from surrogate.pretrained import load_pretrained
 from surrogate.rollout import Predictions
 from surrogate.simulation import build_solver, initial_state
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAJECTORY = ROOT / "validation" / "data" / "dataset_re180" / "trajectory_001.nc"
-LES_CASE = ROOT / "cases" / "les_re180_wale.yaml"
 
 
 def main() -> None:
@@ -42,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     model, checkpoint = load_pretrained(args.model)
     grid = checkpoint["grid"]
-    own = [f"grid.{key}={getattr(grid, key)}" for key in ("nx", "ny", "nz", "lx", "lz", "stretching")]
+    own = grid_overrides(grid)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.model} on {grid.nx} x {grid.ny} x {grid.nz}, "
           f"{args.rounds} rounds of {args.segment:g} h/u_tau each")
 
@@ -57,9 +52,7 @@ def main() -> None:
 
         advance[f"WALE LES, nu_t every {update} (compiled)"] = les
 
-    initial = open_fields(TRAJECTORY).isel(time=slice(0, 1)).load()
-    window = torch.from_numpy(initial[["u", "v", "w"]].to_array("component").transpose("time", "component", ...).values).float()
-    predictions = Predictions(model, window, normalization=checkpoint["normalization"], grid=grid, dt=checkpoint["dt"],
+    predictions = Predictions(model, first_window(), normalization=checkpoint["normalization"], grid=grid, dt=checkpoint["dt"],
                               re_tau=checkpoint["re_tau"], compile=True)
     per_segment = max(1, round(args.segment / checkpoint["dt"]))
     stream = predictions.run(10**9)

@@ -522,7 +522,8 @@ class ChannelSolver:
         for stage in range(len(RK3_BETA)):
             if stage == 0:
                 nu_t = self.eddy_viscosity(state)
-            elif self.sgs_update == "substep":  # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
+            elif self.sgs_update == "substep":  # else the first nu_t is held over the step
+                # inside the substep, or apart for a model that is not fused (see EddyViscosityModel)
                 nu_t = None if getattr(self.sgs, "fused", True) else self._pointwise_viscosity(u, v, w)
             u, v, w, p, forcing, previous = self._substep_fn(stage, u, v, w, previous, dt_tensor, nu_t, profiles)
         return ChannelState(

@@ -13,7 +13,7 @@ import math
 import torch
 
 from ..grid import ChannelGrid
-from .wall_normal import EigenOperator, apply_along_y, centre_neumann_operator, fold, unfold
+from .wall_normal import EigenOperator, centre_neumann_operator, fold, unfold
 
 __all__ = ["PoissonSolver"]
 
@@ -39,9 +39,7 @@ class PoissonSolver:
         self.wall_normal = EigenOperator(*centre_neumann_operator(grid), device=device, dtype=dtype, split=split)
         kx2 = modified_wavenumber_squared(grid.nx, grid.lx, real=False).to(device=device, dtype=dtype)
         kz2 = modified_wavenumber_squared(grid.nz, grid.lz, real=True).to(device=device, dtype=dtype)
-        op = self.wall_normal
-        parts = [op.even_eigenvalues, op.odd_eigenvalues] if op.split else [op.eigenvalues]
-        self._inverses = [_inverse(eigenvalues, kx2, kz2) for eigenvalues in parts]
+        self._inverses = [_inverse(eigenvalues, kx2, kz2) for _, eigenvalues, _ in self.wall_normal.parts]
 
     def solve(self, rhs: torch.Tensor) -> torch.Tensor:
         """Return ``phi`` with ``D G phi = rhs``; ``rhs`` and ``phi`` have shape ``(nx, ny, nz)``.
@@ -53,17 +51,13 @@ class PoissonSolver:
         spectrum = torch.fft.rfft2(rhs, dim=(0, 2))
         nx, ny, nk = spectrum.shape
         columns = torch.view_as_real(spectrum.transpose(0, 1).contiguous()).view(ny, -1)
-        op = self.wall_normal
-        if op.split:
-            forward, backward = (op.even_forward, op.odd_forward), (op.even_backward, op.odd_backward)
-            parts = fold(columns, dim=0)
-        else:
-            forward, backward, parts = (op.forward,), (op.backward,), (columns,)
+        split = self.wall_normal.split
+        parts = fold(columns, dim=0) if split else (columns,)
         solved = [
             back @ ((fwd @ part).view(-1, nx, nk, 2) * inverse).view(-1, nx * nk * 2)
-            for fwd, back, part, inverse in zip(forward, backward, parts, self._inverses)
+            for (back, _, fwd), part, inverse in zip(self.wall_normal.parts, parts, self._inverses)
         ]
-        columns = unfold(*solved, dim=0) if op.split else solved[0]
+        columns = unfold(*solved, dim=0) if split else solved[0]
         spectrum = torch.view_as_complex(columns.view(ny, nx, nk, 2)).transpose(0, 1)
         return torch.fft.irfft2(spectrum, s=(self.grid.nx, self.grid.nz), dim=(0, 2))
 

@@ -198,13 +198,20 @@ class EigenOperator:
         or a 0-d tensor)."""
         return _helmholtz(self.backward, self.eigenvalues, self.forward, coefficient)
 
+    @property
+    def parts(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], ...]:
+        """``(backward, eigenvalues, forward)`` of the even and then the odd block where the operator
+        is :attr:`split` (acting on :func:`fold`'s parts), else of the dense operator alone."""
+        if not self.split:
+            return ((self.backward, self.eigenvalues, self.forward),)
+        return ((self.even_backward, self.even_eigenvalues, self.even_forward),
+                (self.odd_backward, self.odd_eigenvalues, self.odd_forward))
+
     def helmholtz_blocks(self, coefficient: float | torch.Tensor) -> WallNormalMatrix:
         """``(I - coefficient * A)^{-1}`` for :func:`apply_along_y`: its even and odd blocks where the
         operator is :attr:`split`, else the dense matrix of :meth:`helmholtz_inverse`."""
-        if not self.split:
-            return self.helmholtz_inverse(coefficient)
-        return (_helmholtz(self.even_backward, self.even_eigenvalues, self.even_forward, coefficient),
-                _helmholtz(self.odd_backward, self.odd_eigenvalues, self.odd_forward, coefficient))
+        blocks = tuple(_helmholtz(*part, coefficient) for part in self.parts)
+        return blocks if self.split else blocks[0]
 
 
 def _helmholtz(backward: torch.Tensor, eigenvalues: torch.Tensor, forward: torch.Tensor, coefficient) -> torch.Tensor:
