@@ -41,9 +41,9 @@ def floor_parts(solver: ChannelSolver, dt: float) -> dict:
 
     coefficient = torch.tensor(dt * solver.nu, **options)
     centre, face, _ = solver._implicit_operators(coefficient)
-    blocks = lambda matrix: matrix if isinstance(matrix, tuple) else (matrix,)  # noqa: E731
+    implicit = [m for op in (centre, centre, face) for m in (op if isinstance(op, tuple) else (op,))]  # u, w, v
     spectral = grid.nx * (grid.nz // 2 + 1) * 2
-    pairs = [(m, torch.randn(m.shape[1], grid.nx * grid.nz, **options)) for m in (*blocks(centre), *blocks(centre), *blocks(face))]
+    pairs = [(m, torch.randn(m.shape[1], grid.nx * grid.nz, **options)) for m in implicit]
     pairs += [(m, torch.randn(m.shape[1], spectral, **options)) for back, _, fwd in solver.poisson.wall_normal.parts for m in (fwd, back)]
 
     def products():
