@@ -57,8 +57,8 @@ def main() -> None:
     per_segment = max(1, round(args.segment / checkpoint["dt"]))
     stream = predictions.run(10**9)
 
-    def rollout(duration: float) -> None:
-        for _ in range(round(duration / checkpoint["dt"])):
+    def rollout(_duration: float) -> None:  # called with the segment only: per_segment predictions
+        for _ in range(per_segment):
             next(stream)
 
     advance[f"{args.model} rollout (compiled, no output)"] = rollout

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import Callable, Literal, get_args
 
 import numpy as np
 import torch
@@ -31,9 +31,9 @@ from .wall_normal import EigenOperator, WallNormalMatrix, apply_along_y, centre_
 __all__ = ["ChannelSolver", "ChannelState", "SolverDivergedError", "dean_bulk_velocity"]
 
 Forcing = Literal["constant_pressure_gradient", "constant_flow_rate"]
-FORCINGS = ("constant_pressure_gradient", "constant_flow_rate")
+FORCINGS: tuple[str, ...] = get_args(Forcing)
 SgsUpdate = Literal["substep", "step"]
-SGS_UPDATES = ("substep", "step")
+SGS_UPDATES: tuple[str, ...] = get_args(SgsUpdate)
 #: A subgrid model's mean-field ``nu_T`` and residual-stress coefficient (:meth:`ChannelSolver.wall_profiles`).
 WallProfiles = tuple[torch.Tensor | None, torch.Tensor | None]
 

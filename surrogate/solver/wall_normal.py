@@ -188,7 +188,7 @@ class EigenOperator:
                 lam_part, q_part = np.linalg.eigh(basis.T @ (0.5 * (sym + sym.T)) @ basis)
                 lam_part[np.abs(lam_part) < 1e-12 * scale] = 0.0
                 vectors = basis @ q_part  # (n, n_part), each even or odd about the centre
-                rows = basis.shape[1] if name == "even" else lam.size // 2  # the points fold keeps
+                rows = basis.shape[1]  # the points fold keeps of this parity
                 setattr(self, f"{name}_eigenvalues", torch.tensor(lam_part, **kw))
                 setattr(self, f"{name}_forward", torch.tensor((vectors.T * root[None, :])[:, :rows], **kw))
                 setattr(self, f"{name}_backward", torch.tensor((vectors / root[:, None])[:rows], **kw))
